@@ -1,0 +1,3 @@
+module github.com/deaddrop/deaddrop
+
+go 1.26
