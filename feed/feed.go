@@ -39,6 +39,9 @@ var (
 	// ErrUnavailable reports that the store could not be reached or answered
 	// with a server-side failure; the operation may succeed if retried later.
 	ErrUnavailable = errors.New("feed: store unavailable")
+	// ErrCorrupt reports a stored chunk that is damaged (wrong size, bad
+	// signature, wrong owner): it is never returned as data.
+	ErrCorrupt = errors.New("feed: corrupt chunk")
 	// ErrClosed reports use of a store after Close.
 	ErrClosed = errors.New("feed: store closed")
 )

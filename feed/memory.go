@@ -65,6 +65,13 @@ func (m *Memory) Delete(slot Slot) {
 	delete(m.chunks, slot)
 }
 
+// Reset drops every chunk, like a Bee dev node restarting empty. For tests.
+func (m *Memory) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.chunks = make(map[Slot][]byte)
+}
+
 // Len returns how many chunks the store holds.
 func (m *Memory) Len() int {
 	m.mu.RLock()

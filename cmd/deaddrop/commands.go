@@ -1,0 +1,381 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/sync"
+	"github.com/spf13/cobra"
+)
+
+func (c *cli) initCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init <name>",
+		Short: "Create an account called <name> in the home directory",
+		Args:  args(1, "one argument: your name, e.g. 'deaddrop init alice'"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := sync.ValidName(a[0]); err != nil {
+				return usageError{err}
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := deaddrop.Init(ctx, c.home, a[0], c.config())
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			fmt.Fprintf(c.out, "created account %s in %s\nstore: %s\nfingerprint: %s\n", a[0], c.home, cl.Store(), cl.Fingerprint())
+			return nil
+		},
+	}
+}
+
+func (c *cli) inviteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "invite <contact>",
+		Short: "Print a single-use invite for the person you will call <contact>",
+		Args:  args(1, "one argument: the name you will call the invited person"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := sync.ValidName(a[0]); err != nil {
+				return usageError{err}
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			inv, err := cl.Invite(a[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, inv)
+			fmt.Fprintf(c.err, "give this invite to %s (single use, valid 7 days); 'deaddrop read' picks up their first message\n", a[0])
+			return nil
+		},
+	}
+}
+
+func (c *cli) acceptCmd() *cobra.Command {
+	var as string
+	cmd := &cobra.Command{
+		Use:   "accept <invite>",
+		Short: "Accept an invite and start the conversation (the inviter may be offline)",
+		Args:  args(1, "one argument: the invite text ('-' reads it from standard input)"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			text, err := c.argOrStdin(a[0])
+			if err != nil {
+				return err
+			}
+			if as != "" {
+				if err := sync.ValidName(as); err != nil {
+					return usageError{err}
+				}
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			name, err := cl.Accept(ctx, strings.TrimSpace(text), as)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "accepted: you can now write to %s\n", name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&as, "as", "", "name to call the inviter (default: the name in the invite)")
+	return cmd
+}
+
+func (c *cli) sendCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "send <contact> <message...>",
+		Short: fmt.Sprintf("Send a message (at most %d bytes; '-' reads it from standard input)", deaddrop.MaxMessageSize),
+		Args: func(_ *cobra.Command, a []string) error {
+			if len(a) < 2 {
+				return usageError{errors.New("expected a contact and a message, e.g. 'deaddrop send bob hello'")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, a []string) error {
+			body, err := c.argOrStdin(strings.Join(a[1:], " "))
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			m, err := cl.Send(ctx, a[0], body)
+			if errors.Is(err, sync.ErrNotStored) {
+				fmt.Fprintf(c.out, "queued for %s: %v\n", a[0], err)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "sent to %s (%s)\n", a[0], m.State)
+			return nil
+		},
+	}
+}
+
+// argOrStdin returns s, or standard input when s is "-".
+func (c *cli) argOrStdin(s string) (string, error) {
+	if s != "-" {
+		return s, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(c.in, 1<<20))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\n"), nil
+}
+
+func (c *cli) readCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "read [contact]",
+		Short: "Fetch new messages and show the unseen ones (all contacts, or one)",
+		Args: func(_ *cobra.Command, a []string) error {
+			if len(a) > 1 {
+				return usageError{errors.New("expected at most one contact")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			res, rerr := cl.Receive(ctx, c.progress())
+			c.report(res)
+			if err := c.showUnseen(cl, a); err != nil {
+				return err
+			}
+			if rerr != nil {
+				return fmt.Errorf("not everything could be fetched or republished (it will be retried): %w", rerr)
+			}
+			return nil
+		},
+	}
+}
+
+// progress prints catch-up progress to stderr once it is more than a few
+// messages.
+func (c *cli) progress() deaddrop.Progress {
+	return func(contact string, delivered int) {
+		if delivered >= 16 {
+			fmt.Fprintf(c.err, "catching up with %s: %d messages\n", contact, delivered)
+		}
+	}
+}
+
+// report prints what a receive did besides new messages: joins, receipts,
+// problems.
+func (c *cli) report(res *deaddrop.PollResult) {
+	if res == nil {
+		return
+	}
+	for _, name := range res.Joined {
+		fmt.Fprintf(c.out, "%s accepted your invite\n", name)
+	}
+	if n := len(res.Read); n > 0 {
+		fmt.Fprintf(c.out, "%s read %d of your messages\n", res.Read[n-1].Contact, n)
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintf(c.err, "warning: %v\n", p)
+	}
+}
+
+func (c *cli) showUnseen(cl *deaddrop.Client, only []string) error {
+	names := only
+	if len(names) == 0 {
+		contacts, err := cl.Contacts()
+		if err != nil {
+			return err
+		}
+		for _, ct := range contacts {
+			names = append(names, ct.Name)
+		}
+	}
+	for _, name := range names {
+		msgs, err := cl.History(name, deaddrop.Query{UnseenOnly: true})
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			fmt.Fprintln(c.out, formatMessage(m))
+		}
+		if err := cl.MarkSeen(msgs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func formatMessage(m deaddrop.Message) string {
+	ts := m.Sent.Local().Format("15:04:05")
+	if m.Dir == deaddrop.Incoming {
+		return fmt.Sprintf("[%s] %s: %s", ts, m.Contact, m.Body)
+	}
+	return fmt.Sprintf("[%s] me → %s: %s  (%s)", ts, m.Contact, m.Body, m.State)
+}
+
+func (c *cli) republishCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "republish",
+		Short: "Put every unacknowledged message to the store again now (after a store restart or outage)",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			n, err := cl.RepublishAll(ctx)
+			if err != nil {
+				return fmt.Errorf("republished %d messages, some failed (they stay in the outbox): %w", n, err)
+			}
+			fmt.Fprintf(c.out, "republished %d messages\n", n)
+			return nil
+		},
+	}
+}
+
+func (c *cli) contactsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "contacts",
+		Short: "List contacts and their fingerprints",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			contacts, err := cl.Contacts()
+			if err != nil {
+				return err
+			}
+			if len(contacts) == 0 {
+				fmt.Fprintln(c.out, "no contacts yet: 'deaddrop invite <name>' or 'deaddrop accept <invite>'")
+			}
+			for _, ct := range contacts {
+				fmt.Fprintf(c.out, "%-16s %s\n", ct.Name, ct.Fingerprint)
+			}
+			return nil
+		},
+	}
+}
+
+func (c *cli) statusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the account, its store, conversations and the outbox",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			return c.printStatus(cl)
+		},
+	}
+}
+
+func (c *cli) printStatus(cl *deaddrop.Client) error {
+	fmt.Fprintf(c.out, "account %s (%s)\nhome    %s\nstore   %s\n", cl.Name(), cl.Fingerprint(), c.home, cl.Store())
+	contacts, err := cl.Contacts()
+	if err != nil {
+		return err
+	}
+	for _, ct := range contacts {
+		fmt.Fprintf(c.out, "contact %-12s sent %d, acknowledged %d, received %d, unacknowledged %d\n",
+			ct.Name, ct.Sent, ct.PeerAcked, ct.Received, ct.Outbox)
+	}
+	invites, err := cl.PendingInvites()
+	if err != nil {
+		return err
+	}
+	for _, inv := range invites {
+		fmt.Fprintf(c.out, "invite  %-12s waiting, expires %s\n", inv.Label, inv.Expires.Local().Format(time.DateTime))
+	}
+	out, err := cl.Outbox()
+	if err != nil {
+		return err
+	}
+	for _, e := range out {
+		state := "stored, waiting for the peer"
+		if !e.Stored {
+			state = "not stored yet"
+		}
+		line := fmt.Sprintf("outbox  %-12s #%d %s: %s, %d attempts, next %s", e.Contact, e.Seq, e.Kind, state, e.Attempts,
+			e.NextTry.Local().Format(time.TimeOnly))
+		if e.LastError != "" {
+			line += " (last error: " + e.LastError + ")"
+		}
+		fmt.Fprintln(c.out, line)
+	}
+	return nil
+}
+
+func (c *cli) historyCmd() *cobra.Command {
+	var since, until time.Duration
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history <contact>",
+		Short: "Show a conversation's history with each message's state",
+		Args:  args(1, "one argument: the contact"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, err := c.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			q := deaddrop.Query{Limit: limit}
+			now := time.Now()
+			if since > 0 {
+				q.Since = now.Add(-since)
+			}
+			if until > 0 {
+				q.Until = now.Add(-until)
+			}
+			msgs, err := cl.History(a[0], q)
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				fmt.Fprintln(c.out, formatMessage(m))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&since, "since", 0, "only messages sent within this long ago (e.g. 24h)")
+	cmd.Flags().DurationVar(&until, "until", 0, "only messages sent more than this long ago")
+	cmd.Flags().IntVar(&limit, "limit", 0, "only the last N messages")
+	return cmd
+}

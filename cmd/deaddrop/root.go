@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/deaddrop/deaddrop"
+	"github.com/spf13/cobra"
+)
+
+// cli holds what every command shares: streams and global flags.
+type cli struct {
+	in       io.Reader
+	out, err io.Writer
+	home     string
+	store    string
+	window   int
+}
+
+func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
+	c := &cli{in: in, out: out, err: errOut}
+	root := &cobra.Command{
+		Use:           "deaddrop",
+		Short:         "End-to-end encrypted chat over decentralized storage, for when the other side is offline",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(in)
+	root.SetOut(out)
+	root.SetErr(errOut)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.home, "home", defaultHome(), "account directory ($DEADDROP_HOME)")
+	pf.StringVar(&c.store, "store", "", "store: embedded:<dir>, swarm:<Bee API URL> or ipfs:<Kubo RPC URL> (default: the account's)")
+	pf.IntVar(&c.window, "window", 0, "catch-up window: slots fetched in parallel (default 64)")
+	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.readCmd(),
+		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd())
+	return root
+}
+
+func defaultHome() string {
+	if h := os.Getenv("DEADDROP_HOME"); h != "" {
+		return h
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".deaddrop"
+	}
+	return filepath.Join(home, ".deaddrop")
+}
+
+func (c *cli) config() deaddrop.Config {
+	return deaddrop.Config{Store: c.store, Window: c.window}
+}
+
+// open opens the account, or explains why not.
+func (c *cli) open(ctx context.Context) (*deaddrop.Client, error) {
+	if c.window < 0 || c.window > 1024 {
+		return nil, usageError{fmt.Errorf("--window must be between 1 and 1024, got %d", c.window)}
+	}
+	return deaddrop.Open(ctx, c.home, c.config())
+}
+
+// signalContext is cancelled by Ctrl-C or SIGTERM, so that a command stops at
+// a transaction boundary rather than mid-write.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// args checks a command's positional arguments, as a usage error.
+func args(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, a []string) error {
+		if len(a) != n {
+			return usageError{errors.New("expected " + what)}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,202 @@
+// Package deaddrop is the client API chat applications import: open an
+// account, invite, accept, send, receive, and query history. Messages are
+// end-to-end encrypted with a double ratchet and written to fresh secret slots
+// of a decentralized store (an embedded on-disk store by default, Swarm or IPFS);
+// only the two parties can find or read them, and the sender republishes each
+// message until the reader acknowledges it.
+//
+// The packages underneath: feed (stores), ratchet (crypto, pure), sync
+// (conversation state, outbox, catch-up), transport (how store operations
+// travel).
+package deaddrop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/sync"
+	"github.com/deaddrop/deaddrop/transport"
+)
+
+// Re-exported types, so that a chat client needs only this package.
+type (
+	Message      = sync.Message
+	Contact      = sync.Contact
+	PollResult   = sync.PollResult
+	Query        = sync.Query
+	MessageState = sync.MessageState
+	Progress     = sync.Progress
+)
+
+// Message states and directions.
+const (
+	Queued   = sync.Queued
+	Stored   = sync.Stored
+	Read     = sync.Read
+	Received = sync.Received
+	Outgoing = sync.Outgoing
+	Incoming = sync.Incoming
+)
+
+// MaxMessageSize is the largest message body in bytes.
+const MaxMessageSize = sync.MaxMessageSize
+
+// Config says where an account keeps its state and which store it talks to.
+type Config struct {
+	// Store names the backend: "embedded:<dir>" (the default, see
+	// DefaultStore), "swarm:<Bee API URL>" or "ipfs:<Kubo RPC URL>". Empty:
+	// the store the account was created with.
+	Store string
+	// Window is the catch-up window (slots fetched in parallel); 0: default.
+	Window int
+	// Transport, if set, carries store operations instead of a direct
+	// connection to Store (for example a mix transport). Client closes it.
+	Transport transport.Transport
+}
+
+// Client is one account on this device.
+type Client struct {
+	*sync.Account
+	home  string
+	store string
+}
+
+type homeConfig struct {
+	Store string `json:"store"`
+}
+
+const configFile = "config.json"
+
+// DefaultStore is the embedded store shared by every account of this OS user,
+// so that two accounts on one machine (the demo's alice and bob) can talk.
+func DefaultStore() string {
+	dir := os.Getenv("XDG_DATA_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		dir = filepath.Join(home, ".local", "share")
+	}
+	return "embedded:" + filepath.Join(dir, "deaddrop", "store")
+}
+
+// Init creates a new account called name in home.
+func Init(ctx context.Context, home, name string, cfg Config) (*Client, error) {
+	if cfg.Store == "" {
+		cfg.Store = DefaultStore()
+	}
+	if _, err := os.Stat(filepath.Join(home, configFile)); err == nil {
+		return nil, fmt.Errorf("%w (%s)", sync.ErrAccountExists, home)
+	}
+	tr, err := openTransport(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := sync.Create(home, name, tr, sync.Options{Window: cfg.Window})
+	if err != nil {
+		tr.Close()
+		return nil, err
+	}
+	if err := writeHomeConfig(home, homeConfig{Store: cfg.Store}); err != nil {
+		acct.Close()
+		return nil, err
+	}
+	return &Client{Account: acct, home: home, store: cfg.Store}, nil
+}
+
+// Open opens the account in home.
+func Open(ctx context.Context, home string, cfg Config) (*Client, error) {
+	hc, err := readHomeConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Store == "" {
+		cfg.Store = hc.Store
+	}
+	tr, err := openTransport(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := sync.Open(home, tr, sync.Options{Window: cfg.Window})
+	if err != nil {
+		tr.Close()
+		return nil, err
+	}
+	return &Client{Account: acct, home: home, store: cfg.Store}, nil
+}
+
+// Store returns the store specification the client uses.
+func (c *Client) Store() string { return c.store }
+
+// Receive fetches everything new and republishes what is due: the one call a
+// chat client makes periodically.
+func (c *Client) Receive(ctx context.Context, progress Progress) (*PollResult, error) {
+	res, perr := c.Poll(ctx, progress)
+	_, rerr := c.Republish(ctx)
+	return res, errors.Join(perr, rerr)
+}
+
+func openTransport(ctx context.Context, cfg Config) (transport.Transport, error) {
+	if cfg.Transport != nil {
+		return cfg.Transport, nil
+	}
+	store, err := OpenStore(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	return transport.NewDirect(store), nil
+}
+
+// OpenStore opens a store from its specification (see Config.Store).
+func OpenStore(ctx context.Context, spec string) (feed.Store, error) {
+	kind, arg, ok := strings.Cut(spec, ":")
+	if !ok || arg == "" {
+		return nil, fmt.Errorf("store %q: want embedded:<dir>, swarm:<url> or ipfs:<url>", spec)
+	}
+	switch kind {
+	case "embedded":
+		return feed.OpenEmbedded(arg)
+	}
+	if open, ok := storeOpeners[kind]; ok {
+		return open(ctx, arg)
+	}
+	return nil, fmt.Errorf("store %q: unknown kind %q (want embedded, swarm or ipfs)", spec, kind)
+}
+
+// storeOpeners holds the network backends, keyed by the kind in a store
+// specification.
+var storeOpeners = map[string]func(ctx context.Context, url string) (feed.Store, error){}
+
+func readHomeConfig(home string) (homeConfig, error) {
+	var hc homeConfig
+	data, err := os.ReadFile(filepath.Join(home, configFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return hc, fmt.Errorf("%w: %s", sync.ErrNoAccount, home)
+	}
+	if err != nil {
+		return hc, err
+	}
+	if err := json.Unmarshal(data, &hc); err != nil || hc.Store == "" {
+		return hc, fmt.Errorf("config file %s is damaged (want {\"store\": \"...\"}): %v", filepath.Join(home, configFile), err)
+	}
+	return hc, nil
+}
+
+func writeHomeConfig(home string, hc homeConfig) error {
+	data, err := json.MarshalIndent(hc, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(home, configFile+".tmp")
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(home, configFile))
+}

@@ -1,0 +1,115 @@
+package sync
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/deaddrop/deaddrop/ratchet"
+)
+
+// Kind says what a conversation message carries.
+type Kind byte
+
+const (
+	// KindData is a user's message.
+	KindData Kind = 1
+	// KindAck carries only an acknowledgement. It is reliable like any other
+	// message but never answered with another ack, so acks do not ping-pong.
+	KindAck Kind = 2
+	// KindHello is the joiner's first message, written to the invite's
+	// rendezvous slot; it carries the joiner's display name in Body.
+	KindHello Kind = 3
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindData:
+		return "data"
+	case KindAck:
+		return "ack"
+	case KindHello:
+		return "hello"
+	}
+	return fmt.Sprintf("kind(%d)", byte(k))
+}
+
+// wantsAck reports whether receiving this kind obliges the reader to send an
+// acknowledgement even when it has nothing else to say.
+func (k Kind) wantsAck() bool { return k == KindData || k == KindHello }
+
+const (
+	envelopeVersion  = 1
+	envelopeOverhead = 1 + 1 + 8 + 8 + 8 + 2
+
+	// MaxMessageSize is the largest message body in bytes: what fits in one
+	// fixed-size chunk after the ratchet's and the envelope's overhead.
+	MaxMessageSize = ratchet.MaxPlaintext - envelopeOverhead
+)
+
+var (
+	// ErrMessageTooLarge reports a message body over MaxMessageSize bytes.
+	ErrMessageTooLarge = fmt.Errorf("message is too large (the limit is %d bytes)", MaxMessageSize)
+	// ErrEmptyMessage reports an empty message body.
+	ErrEmptyMessage = errors.New("message is empty")
+)
+
+// envelope is the plaintext of every conversation message, inside the ratchet:
+//
+//	version u8 (1) ‖ kind u8 ‖ seq u64 ‖ ack u64 ‖ sent i64 (unix ms) ‖ len u16 ‖ body
+//
+// seq numbers every message of one direction from 1 without gaps; ack is the
+// highest seq the sender has received from its peer with no gap below it.
+type envelope struct {
+	Kind Kind
+	Seq  uint64
+	Ack  uint64
+	Sent time.Time
+	Body []byte
+}
+
+func (e *envelope) marshal() []byte {
+	b := make([]byte, 0, envelopeOverhead+len(e.Body))
+	b = append(b, envelopeVersion, byte(e.Kind))
+	b = binary.BigEndian.AppendUint64(b, e.Seq)
+	b = binary.BigEndian.AppendUint64(b, e.Ack)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Sent.UnixMilli()))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Body)))
+	return append(b, e.Body...)
+}
+
+// parseEnvelope decodes and validates an envelope. Errors name the bad field.
+func parseEnvelope(b []byte) (*envelope, error) {
+	if len(b) < envelopeOverhead {
+		return nil, fmt.Errorf("envelope: truncated (%d bytes, want at least %d)", len(b), envelopeOverhead)
+	}
+	if b[0] != envelopeVersion {
+		return nil, fmt.Errorf("envelope: unsupported version %d", b[0])
+	}
+	e := &envelope{
+		Kind: Kind(b[1]),
+		Seq:  binary.BigEndian.Uint64(b[2:]),
+		Ack:  binary.BigEndian.Uint64(b[10:]),
+		Sent: time.UnixMilli(int64(binary.BigEndian.Uint64(b[18:]))),
+	}
+	n := int(binary.BigEndian.Uint16(b[26:]))
+	rest := b[envelopeOverhead:]
+	switch {
+	case e.Kind != KindData && e.Kind != KindAck && e.Kind != KindHello:
+		return nil, fmt.Errorf("envelope: unknown kind %d", b[1])
+	case e.Seq == 0:
+		return nil, errors.New("envelope: sequence number 0")
+	case n != len(rest):
+		return nil, fmt.Errorf("envelope: body length field %d, but %d bytes follow", n, len(rest))
+	case n > MaxMessageSize:
+		return nil, fmt.Errorf("envelope: body of %d bytes exceeds %d", n, MaxMessageSize)
+	case e.Kind == KindData && n == 0:
+		return nil, errors.New("envelope: empty data message")
+	case e.Kind != KindData && !utf8.Valid(rest):
+		return nil, errors.New("envelope: name is not UTF-8")
+	}
+	e.Body = append([]byte(nil), rest...)
+	return e, nil
+}

@@ -1,0 +1,84 @@
+package sync
+
+import (
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func (m *messageRecord) public(contact string) Message {
+	return Message{Contact: contact, Local: m.Local, Dir: m.Dir, Seq: m.Seq, Body: m.Body,
+		Sent: m.Sent, Received: m.Received, State: m.State, Seen: m.Seen}
+}
+
+// Query selects messages from a conversation's history.
+type Query struct {
+	Since, Until time.Time // by the sender's clock; zero: unbounded
+	UnseenOnly   bool
+	Limit        int // the last Limit matching messages; 0: all
+}
+
+// History returns a conversation's messages in order.
+func (a *Account) History(contact string, q Query) ([]Message, error) {
+	var out []Message
+	err := a.db.View(func(tx *bolt.Tx) error {
+		if _, err := loadConv(tx, contact); err != nil {
+			return err
+		}
+		p := contactPrefix(contact)
+		c := tx.Bucket(bucketMessages).Cursor()
+		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+			m := new(messageRecord)
+			if err := decodeRecord("message", v, m); err != nil {
+				return err
+			}
+			if q.matches(m) {
+				out = append(out, m.public(contact))
+			}
+		}
+		return nil
+	})
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[len(out)-q.Limit:]
+	}
+	return out, err
+}
+
+func (q Query) matches(m *messageRecord) bool {
+	switch {
+	case q.UnseenOnly && m.Seen:
+		return false
+	case !q.Since.IsZero() && m.Sent.Before(q.Since):
+		return false
+	case !q.Until.IsZero() && !m.Sent.Before(q.Until):
+		return false
+	}
+	return true
+}
+
+// MarkSeen marks incoming messages as shown to the user, so that "unseen"
+// queries do not show them again.
+func (a *Account) MarkSeen(msgs []Message) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
+		mb := tx.Bucket(bucketMessages)
+		for _, msg := range msgs {
+			key := contactKey(msg.Contact, msg.Local)
+			m := new(messageRecord)
+			data := mb.Get(key)
+			if data == nil {
+				continue
+			}
+			if err := decodeRecord("message", data, m); err != nil {
+				return err
+			}
+			if m.Seen {
+				continue
+			}
+			m.Seen = true
+			if err := putRecord(mb, key, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

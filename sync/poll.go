@@ -1,0 +1,473 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	gosync "sync"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/ratchet"
+	bolt "go.etcd.io/bbolt"
+)
+
+// PollResult reports what one Poll found.
+type PollResult struct {
+	New      []Message // incoming messages delivered, in order per contact
+	Read     []Message // our messages the peer newly acknowledged
+	Joined   []string  // contacts who used one of our invites
+	Problems []error   // chunks that did not open, malformed messages: reported, skipped
+	Fetched  int       // slots fetched
+	Rounds   int       // fetch rounds (round trips when the store is remote)
+}
+
+// Progress is called after each catch-up round with the contact and how many
+// messages were delivered so far in this Poll.
+type Progress func(contact string, delivered int)
+
+// maxHeldAhead bounds how far ahead of the next expected sequence number a
+// message may be held for in-order delivery.
+const maxHeldAhead = 4096
+
+// firstWindow is the catch-up window of the first round; it doubles while
+// every fetched slot is full, up to Options.Window, like TCP slow start: one
+// missed message costs one small round, many cost about N/Window rounds.
+const firstWindow = 8
+
+// Poll fetches everything new: first messages at the rendezvous slots of our
+// pending invites, then every conversation's next slots, window by window.
+// Each window is committed in one transaction before it is acknowledged; then
+// one ack is written per conversation that received something.
+func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, error) {
+	res := new(PollResult)
+	if err := a.pollInvites(ctx, res); err != nil {
+		return res, err
+	}
+	contacts, err := a.contactNames()
+	if err != nil {
+		return res, err
+	}
+	var errs []error
+	for _, name := range contacts {
+		if err := a.catchUp(ctx, name, res, progress); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		if err := a.sendOwedAck(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("%s: ack: %w", name, err))
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+func (a *Account) contactNames() ([]string, error) {
+	var names []string
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketConvs).ForEach(func(k, _ []byte) error {
+			names = append(names, string(k))
+			return nil
+		})
+	})
+	return names, err
+}
+
+// fetched is the outcome of one Get.
+type fetched struct {
+	slot  feed.Slot
+	chunk []byte
+	err   error
+}
+
+// fetchAll gets every slot in parallel and returns the outcomes in the order
+// of slots.
+func (a *Account) fetchAll(ctx context.Context, slots []feed.Slot) []fetched {
+	out := make([]fetched, len(slots))
+	var wg gosync.WaitGroup
+	for i, s := range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := a.tr.Get(ctx, s)
+			out[i] = fetched{s, c, err}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// splitFetched separates found chunks from misses. A store failure (anything
+// but not-found) aborts the round: catching up past a slot we could not read
+// would not lose it (skipped keys remain), but reporting it is clearer.
+func splitFetched(results []fetched) (found []fetched, err error) {
+	var errs []error
+	for _, r := range results {
+		switch {
+		case r.err == nil:
+			found = append(found, r)
+		case errors.Is(r.err, feed.ErrNotFound):
+		default:
+			errs = append(errs, r.err)
+		}
+	}
+	if len(found) == 0 && len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return found, nil
+}
+
+// Catch-up commits at least this often, so that a long catch-up neither holds
+// the state lock for long nor keeps unbounded results in memory. Nothing is
+// acknowledged or shown before its commit, so a crash in between only costs
+// fetching those slots again.
+const (
+	commitEveryMessages = 512
+	commitEvery         = 2 * time.Second
+)
+
+// catchUp reads one conversation's new messages. It fetches the slots the
+// session can derive, a window at a time and never a slot twice per call, and
+// applies what it finds in slot order inside a write transaction that spans
+// rounds.
+func (a *Account) catchUp(ctx context.Context, name string, res *PollResult, progress Progress) error {
+	r := &catchUpRound{a: a, name: name}
+	if err := r.begin(); err != nil {
+		return err
+	}
+	defer r.rollback()
+	done := make(map[feed.Slot]bool)
+	window := min(firstWindow, a.opts.Window)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var slots []feed.Slot
+		for _, s := range r.sess.PollSlots(window) {
+			if !done[s] {
+				slots = append(slots, s)
+				done[s] = true
+			}
+		}
+		if len(slots) == 0 {
+			break
+		}
+		res.Fetched += len(slots)
+		res.Rounds++
+		found, err := splitFetched(a.fetchAll(ctx, slots))
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			break
+		}
+		if err := r.apply(found); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(name, r.delivered+len(r.result.New))
+		}
+		if len(r.result.New) >= commitEveryMessages || time.Since(r.started) > commitEvery {
+			if err := r.commit(res); err != nil {
+				return err
+			}
+			if err := r.begin(); err != nil {
+				return err
+			}
+		}
+		if len(found) == len(slots) {
+			window = min(2*window, a.opts.Window)
+		}
+	}
+	return r.commit(res)
+}
+
+// catchUpRound is one write transaction of a catch-up and what it will
+// publish when it commits.
+type catchUpRound struct {
+	a         *Account
+	name      string
+	tx        *bolt.Tx
+	conv      *convRecord
+	sess      *ratchet.Session
+	started   time.Time
+	result    PollResult // published into the caller's result on commit
+	delivered int        // messages delivered by earlier commits
+}
+
+func (r *catchUpRound) begin() error {
+	tx, err := r.a.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	r.tx, r.started, r.result = tx, time.Now(), PollResult{}
+	if r.conv, err = loadConv(tx, r.name); err == nil {
+		r.sess, err = loadSession(r.conv)
+	}
+	if err != nil {
+		r.rollback()
+	}
+	return err
+}
+
+func (r *catchUpRound) rollback() {
+	if r.tx != nil {
+		r.tx.Rollback()
+		r.tx = nil
+	}
+}
+
+func (r *catchUpRound) commit(res *PollResult) error {
+	if err := saveConv(r.tx, r.conv, r.sess); err != nil {
+		return err
+	}
+	err := r.tx.Commit()
+	r.tx = nil
+	if err != nil {
+		return err
+	}
+	res.New = append(res.New, r.result.New...)
+	res.Read = append(res.Read, r.result.Read...)
+	res.Problems = append(res.Problems, r.result.Problems...)
+	r.delivered += len(r.result.New)
+	return nil
+}
+
+// apply decrypts the chunks of one round in slot order and applies them.
+func (r *catchUpRound) apply(found []fetched) error {
+	for _, f := range found {
+		pt, err := r.sess.Decrypt(f.slot, f.chunk)
+		if errors.Is(err, ratchet.ErrDuplicate) {
+			continue
+		}
+		if err != nil {
+			r.result.Problems = append(r.result.Problems, fmt.Errorf("%s: chunk at %v does not open: %w", r.name, f.slot, err))
+			continue
+		}
+		env, err := parseEnvelope(pt)
+		if err != nil {
+			r.result.Problems = append(r.result.Problems, fmt.Errorf("%s: malformed message at %v: %w", r.name, f.slot, err))
+			continue
+		}
+		in, read, err := r.a.apply(r.tx, r.conv, env)
+		if err != nil {
+			return err
+		}
+		r.result.New = append(r.result.New, in...)
+		r.result.Read = append(r.result.Read, read...)
+	}
+	return nil
+}
+
+// apply processes one authentic message of conversation c: its cumulative ack
+// settles our outbox, and its content is delivered in sequence order (held
+// until the gap below it fills).
+func (a *Account) apply(tx *bolt.Tx, c *convRecord, env *envelope) (delivered, read []Message, err error) {
+	if read, err = a.applyAck(tx, c, env.Ack); err != nil {
+		return nil, nil, err
+	}
+	held := tx.Bucket(bucketHeld)
+	switch {
+	case env.Seq <= c.RecvContig:
+		return nil, read, nil // a duplicate of something delivered
+	case env.Seq > c.RecvContig+maxHeldAhead:
+		return nil, read, nil // cannot be honest: we would never have skipped that far
+	case env.Seq > c.RecvContig+1:
+		return nil, read, held.Put(contactKey(c.Name, env.Seq), env.marshal())
+	}
+	for env != nil {
+		m, err := a.deliver(tx, c, env)
+		if err != nil {
+			return nil, nil, err
+		}
+		if m != nil {
+			delivered = append(delivered, *m)
+		}
+		env, err = takeHeld(held, c.Name, c.RecvContig+1)
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return delivered, read, nil
+}
+
+func takeHeld(held *bolt.Bucket, contact string, seq uint64) (*envelope, error) {
+	key := contactKey(contact, seq)
+	data := held.Get(key)
+	if data == nil {
+		return nil, nil
+	}
+	env, err := parseEnvelope(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: held message: %v", ErrCorruptState, err)
+	}
+	return env, held.Delete(key)
+}
+
+// deliver records the next in-order message. Only data messages enter the
+// history; every kind advances the received sequence.
+func (a *Account) deliver(tx *bolt.Tx, c *convRecord, env *envelope) (*Message, error) {
+	c.RecvContig = env.Seq
+	if env.Kind.wantsAck() {
+		c.AckOwed = true
+	}
+	if env.Kind != KindData {
+		return nil, nil
+	}
+	m := &messageRecord{Local: c.NextLocal, Dir: Incoming, Seq: env.Seq, Body: string(env.Body),
+		Sent: env.Sent, Received: a.opts.Now(), State: Received}
+	c.NextLocal++
+	if err := putRecord(tx.Bucket(bucketMessages), contactKey(c.Name, m.Local), m); err != nil {
+		return nil, err
+	}
+	pub := m.public(c.Name)
+	return &pub, nil
+}
+
+// applyAck removes everything up to ack from the outbox and marks our data
+// messages read. Acks are cumulative, so order of arrival does not matter.
+func (a *Account) applyAck(tx *bolt.Tx, c *convRecord, ack uint64) ([]Message, error) {
+	if ack >= c.NextSeq {
+		ack = c.NextSeq - 1 // never believe an ack for what we did not send
+	}
+	var read []Message
+	ob := tx.Bucket(bucketOutbox)
+	for seq := c.PeerAcked + 1; seq <= ack; seq++ {
+		if err := ob.Delete(contactKey(c.Name, seq)); err != nil {
+			return nil, err
+		}
+		m, err := advanceOutgoing(tx, c.Name, seq, Read)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			read = append(read, m.public(c.Name))
+		}
+	}
+	c.PeerAcked = max(c.PeerAcked, ack)
+	return read, nil
+}
+
+// sendOwedAck writes an ack-only message if the conversation received
+// something that wants one and nothing we sent since carried the ack.
+func (a *Account) sendOwedAck(ctx context.Context, name string) error {
+	var out *outboxRecord
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		c, err := loadConv(tx, name)
+		if err != nil || !c.AckOwed {
+			return err
+		}
+		s, err := loadSession(c)
+		if err != nil {
+			return err
+		}
+		if out, _, err = a.queue(tx, c, s, KindAck, nil); err != nil {
+			return err
+		}
+		return saveConv(tx, c, s)
+	})
+	if err != nil || out == nil {
+		return err
+	}
+	a.put(ctx, name, out) // failure: stays queued, Republish retries
+	return nil
+}
+
+// inviteGrace is how long after its expiry an invite's rendezvous slot is
+// still polled, for a joiner who accepted just before the deadline.
+const inviteGrace = 7 * 24 * time.Hour
+
+func (a *Account) pollInvites(ctx context.Context, res *PollResult) error {
+	type pending struct {
+		id  []byte
+		rec *inviteRecord
+		p   *ratchet.PendingInvite
+	}
+	var list []pending
+	now := a.opts.Now()
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInvites)
+		var expired [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			r := new(inviteRecord)
+			if err := decodeRecord("invite", v, r); err != nil {
+				return err
+			}
+			if now.After(r.Expires.Add(inviteGrace)) {
+				expired = append(expired, k)
+				return nil
+			}
+			p, err := ratchet.UnmarshalPendingInvite(r.Pending)
+			if err != nil {
+				return fmt.Errorf("%w: invite for %s: %v", ErrCorruptState, r.Label, err)
+			}
+			list = append(list, pending{append([]byte(nil), k...), r, p})
+			return nil
+		})
+		for _, k := range expired {
+			if err == nil {
+				err = b.Delete(k)
+			}
+		}
+		return err
+	})
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	slots := make([]feed.Slot, len(list))
+	for i, p := range list {
+		slots[i] = p.p.Rendezvous()
+	}
+	results := a.fetchAll(ctx, slots)
+	res.Fetched += len(slots)
+	res.Rounds++
+	for i, r := range results {
+		if r.err != nil {
+			continue // not yet used, or the store is down: try next Poll
+		}
+		name, err := a.join(list[i].id, list[i].rec, list[i].p, r.chunk)
+		if err != nil {
+			res.Problems = append(res.Problems, fmt.Errorf("invite for %s: %w", list[i].rec.Label, err))
+			continue
+		}
+		res.Joined = append(res.Joined, name)
+	}
+	return nil
+}
+
+// join turns a pending invite whose rendezvous slot holds the joiner's first
+// message into a conversation, and consumes the invite, in one transaction.
+func (a *Account) join(id []byte, rec *inviteRecord, p *ratchet.PendingInvite, chunk []byte) (string, error) {
+	now := a.opts.Now()
+	sess, _, peerName, pt, err := ratchet.AcceptInit(a.id, p, chunk, now)
+	if err != nil {
+		return "", err
+	}
+	env, err := parseEnvelope(pt)
+	if err != nil {
+		return "", err
+	}
+	if env.Kind != KindHello || env.Seq != 1 {
+		return "", fmt.Errorf("first message is %v #%d, want hello #1", env.Kind, env.Seq)
+	}
+	name := rec.Label
+	if name == "" {
+		name = peerName
+	}
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketInvites).Get(id) == nil {
+			return errors.New("invite already used")
+		}
+		if tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
+			return fmt.Errorf("a contact named %q already exists", name)
+		}
+		c := &convRecord{Name: name, NextSeq: 1, NextLocal: 1, Created: now, InviteID: id}
+		if _, _, err := a.apply(tx, c, env); err != nil {
+			return err
+		}
+		if err := saveConv(tx, c, sess); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketInvites).Delete(id)
+	})
+	return name, err
+}

@@ -1,0 +1,252 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/deaddrop/deaddrop/ratchet"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Republish timing: a stored message is put again (the same bytes, so the
+// store keeps or regains it) after 30 s, doubling up to an hour; a failed put is
+// retried after 1 s, doubling up to 5 minutes. Retries never stop while the
+// message is unacknowledged, but they never spin.
+const (
+	republishFirst = 30 * time.Second
+	republishMax   = time.Hour
+	retryFirst     = time.Second
+	retryMax       = 5 * time.Minute
+)
+
+func backoff(first, max time.Duration, n int) time.Duration {
+	d := first
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// Send queues body for contact and tries to store it at once. The message is
+// durably in the outbox before Send touches the store, so a crash or a store
+// failure loses nothing: Republish retries it. The returned message's State
+// says whether the store accepted it (Stored) or it is still Queued.
+func (a *Account) Send(ctx context.Context, contact, body string) (Message, error) {
+	if err := checkBody(body); err != nil {
+		return Message{}, err
+	}
+	var out *outboxRecord
+	var msg *messageRecord
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		c, err := loadConv(tx, contact)
+		if err != nil {
+			return err
+		}
+		s, err := loadSession(c)
+		if err != nil {
+			return err
+		}
+		if out, msg, err = a.queue(tx, c, s, KindData, []byte(body)); err != nil {
+			return err
+		}
+		return saveConv(tx, c, s)
+	})
+	if err != nil {
+		return Message{}, err
+	}
+	m := msg.public(contact)
+	if perr := a.put(ctx, contact, out); perr != nil {
+		return m, fmt.Errorf("%w: %v", ErrNotStored, perr)
+	}
+	m.State = Stored
+	return m, nil
+}
+
+// ErrNotStored is returned by Send when the message is safely queued but the
+// store did not accept it yet; Republish will retry it.
+var ErrNotStored = errors.New("not stored yet (it stays in the outbox and will be republished)")
+
+func checkBody(body string) error {
+	switch {
+	case body == "":
+		return ErrEmptyMessage
+	case len(body) > MaxMessageSize:
+		return fmt.Errorf("%w: this one has %d bytes", ErrMessageTooLarge, len(body))
+	case !utf8.ValidString(body):
+		return errors.New("message is not valid UTF-8 text")
+	}
+	return nil
+}
+
+// queue encrypts the next message of conversation c into the outbox, inside tx.
+// It carries our current acknowledgement, so it settles any ack we owe. For
+// data messages it also records the message in the history.
+func (a *Account) queue(tx *bolt.Tx, c *convRecord, s *ratchet.Session, kind Kind, body []byte) (*outboxRecord, *messageRecord, error) {
+	now := a.opts.Now()
+	env := &envelope{Kind: kind, Seq: c.NextSeq, Ack: c.RecvContig, Sent: now, Body: body}
+	sealed, err := s.Encrypt(env.marshal(), a.opts.Rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := &outboxRecord{Seq: env.Seq, Kind: kind, Slot: sealed.Slot[:], Chunk: sealed.Chunk, Created: now, NextTry: now}
+	if err := putRecord(tx.Bucket(bucketOutbox), contactKey(c.Name, env.Seq), out); err != nil {
+		return nil, nil, err
+	}
+	c.NextSeq++
+	c.AckOwed = false
+	if kind != KindData {
+		return out, nil, nil
+	}
+	msg := &messageRecord{Local: c.NextLocal, Dir: Outgoing, Seq: env.Seq, Body: string(body), Sent: now, State: Queued, Seen: true}
+	c.NextLocal++
+	if err := putRecord(tx.Bucket(bucketMessages), contactKey(c.Name, msg.Local), msg); err != nil {
+		return nil, nil, err
+	}
+	local := contactKey(c.Name, msg.Local)
+	return out, msg, tx.Bucket(bucketOutIndex).Put(contactKey(c.Name, env.Seq), local[len(local)-8:])
+}
+
+// put stores one outbox entry and records the outcome. It returns the store's
+// error; the entry stays in the outbox either way until the peer acks it.
+func (a *Account) put(ctx context.Context, contact string, out *outboxRecord) error {
+	perr := a.tr.Put(ctx, out.slot(), out.Chunk)
+	now := a.opts.Now()
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		key := contactKey(contact, out.Seq)
+		data := ob.Get(key)
+		if data == nil {
+			return nil // acknowledged meanwhile
+		}
+		rec := new(outboxRecord)
+		if err := decodeRecord("outbox entry", data, rec); err != nil {
+			return err
+		}
+		rec.Attempts++
+		rec.LastPut = now
+		if perr != nil {
+			rec.Failures++
+			rec.LastError = perr.Error()
+			rec.NextTry = now.Add(backoff(retryFirst, retryMax, rec.Failures))
+			return putRecord(ob, key, rec)
+		}
+		rec.Failures, rec.LastError = 0, ""
+		rec.NextTry = now.Add(backoff(republishFirst, republishMax, rec.Attempts))
+		if !rec.Stored {
+			rec.Stored = true
+			if _, err := advanceOutgoing(tx, contact, rec.Seq, Stored); err != nil {
+				return err
+			}
+		}
+		return putRecord(ob, key, rec)
+	})
+	return errors.Join(perr, err)
+}
+
+// advanceOutgoing moves our message with sequence number seq forward to
+// state (never backwards) and returns the updated message, or nil when nothing
+// changed or the message is not in the history (acks, hello).
+func advanceOutgoing(tx *bolt.Tx, contact string, seq uint64, state MessageState) (*messageRecord, error) {
+	local := tx.Bucket(bucketOutIndex).Get(contactKey(contact, seq))
+	if local == nil {
+		return nil, nil
+	}
+	mb := tx.Bucket(bucketMessages)
+	key := append(contactPrefix(contact), local...)
+	m := new(messageRecord)
+	if err := decodeRecord("message", mb.Get(key), m); err != nil {
+		return nil, err
+	}
+	if m.State >= state {
+		return nil, nil
+	}
+	m.State = state
+	return m, putRecord(mb, key, m)
+}
+
+// Republish puts every outbox entry that is due again: messages the store has
+// not accepted yet, and stored messages the peer has not acknowledged (stores
+// lose chunks: a Bee dev node restarts empty, IPNS records expire). It returns
+// how many entries it tried and the errors of those that failed.
+func (a *Account) Republish(ctx context.Context) (tried int, err error) {
+	return a.republish(ctx, false)
+}
+
+// RepublishAll puts every outbox entry again now, due or not: after a store
+// lost data (a restart, an outage) there is no need to wait for the back-off.
+func (a *Account) RepublishAll(ctx context.Context) (tried int, err error) {
+	return a.republish(ctx, true)
+}
+
+func (a *Account) republish(ctx context.Context, all bool) (tried int, err error) {
+	type due struct {
+		contact string
+		rec     *outboxRecord
+	}
+	var list []due
+	now := a.opts.Now()
+	err = a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			rec := new(outboxRecord)
+			if err := decodeRecord("outbox entry", v, rec); err != nil {
+				return err
+			}
+			if all || !rec.NextTry.After(now) {
+				list = append(list, due{contactOf(k), rec})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, d := range list {
+		if ctx.Err() != nil {
+			break
+		}
+		if perr := a.put(ctx, d.contact, d.rec); perr != nil {
+			errs = append(errs, fmt.Errorf("%s #%d: %w", d.contact, d.rec.Seq, perr))
+		}
+	}
+	return len(list), errors.Join(errs...)
+}
+
+func contactOf(key []byte) string {
+	for i, b := range key {
+		if b == 0 {
+			return string(key[:i])
+		}
+	}
+	return string(key)
+}
+
+// OutboxEntry describes one unacknowledged message.
+type OutboxEntry struct {
+	Contact   string
+	Seq       uint64
+	Kind      Kind
+	Stored    bool
+	Attempts  int
+	NextTry   time.Time
+	LastError string
+}
+
+// Outbox lists the unacknowledged messages.
+func (a *Account) Outbox() ([]OutboxEntry, error) {
+	var out []OutboxEntry
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			r := new(outboxRecord)
+			if err := decodeRecord("outbox entry", v, r); err != nil {
+				return err
+			}
+			out = append(out, OutboxEntry{contactOf(k), r.Seq, r.Kind, r.Stored, r.Attempts, r.NextTry, r.LastError})
+			return nil
+		})
+	})
+	return out, err
+}

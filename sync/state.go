@@ -1,0 +1,202 @@
+package sync
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/ratchet"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names of the state database. Keys in per-contact buckets start with
+// the contact's name and a zero byte; names cannot contain zero bytes.
+var (
+	bucketAccount  = []byte("account")  // "identity", "name"
+	bucketInvites  = []byte("invites")  // invite ID → inviteRecord (inviter side, pending)
+	bucketAccepted = []byte("accepted") // invite ID → contact name (joiner side, single use)
+	bucketConvs    = []byte("convs")    // contact → convRecord
+	bucketOutbox   = []byte("outbox")   // contact\0seq → outboxRecord
+	bucketMessages = []byte("messages") // contact\0local → messageRecord
+	bucketOutIndex = []byte("outindex") // contact\0seq → local (our sent messages)
+	bucketHeld     = []byte("held")     // contact\0seq → envelope received out of order
+	allBuckets     = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
+		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld}
+)
+
+// ErrCorruptState reports a state record that does not decode or is
+// inconsistent. deaddrop never overwrites such a record on its own.
+var ErrCorruptState = errors.New("corrupt state")
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,31}$`)
+
+// ValidName reports whether s is a usable contact or account name: 1 to 32
+// characters from a-z, 0-9, '.', '_' and '-', starting with a letter or digit.
+func ValidName(s string) error {
+	if !namePattern.MatchString(s) {
+		return fmt.Errorf("invalid name %q: use 1-32 characters a-z, 0-9, '.', '_' or '-', starting with a letter or digit", s)
+	}
+	return nil
+}
+
+type convRecord struct {
+	Name       string    `json:"name"`
+	Session    []byte    `json:"session"`
+	NextSeq    uint64    `json:"next_seq"`    // seq of our next message, from 1
+	PeerAcked  uint64    `json:"peer_acked"`  // highest seq of ours the peer acknowledged
+	RecvContig uint64    `json:"recv_contig"` // highest peer seq received with no gap below
+	AckOwed    bool      `json:"ack_owed"`    // we received something that wants an ack
+	NextLocal  uint64    `json:"next_local"`  // next local history index
+	Created    time.Time `json:"created"`
+	InviteID   []byte    `json:"invite_id"`
+}
+
+func (c *convRecord) validate() error {
+	switch {
+	case ValidName(c.Name) != nil:
+		return fmt.Errorf("bad contact name %q", c.Name)
+	case len(c.Session) == 0:
+		return errors.New("no ratchet session")
+	case c.NextSeq == 0:
+		return errors.New("next sequence number is 0")
+	case c.PeerAcked >= c.NextSeq:
+		return fmt.Errorf("peer acknowledged %d but only %d sent", c.PeerAcked, c.NextSeq-1)
+	}
+	return nil
+}
+
+type outboxRecord struct {
+	Seq       uint64    `json:"seq"`
+	Kind      Kind      `json:"kind"`
+	Slot      []byte    `json:"slot"`
+	Chunk     []byte    `json:"chunk"`
+	Created   time.Time `json:"created"`
+	Stored    bool      `json:"stored"` // at least one Put succeeded
+	LastPut   time.Time `json:"last_put"`
+	Attempts  int       `json:"attempts"` // Puts tried
+	Failures  int       `json:"failures"` // consecutive failed Puts
+	NextTry   time.Time `json:"next_try"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+func (o *outboxRecord) validate() error {
+	switch {
+	case o.Seq == 0:
+		return errors.New("sequence number 0")
+	case len(o.Slot) != len(feed.Slot{}):
+		return fmt.Errorf("slot of %d bytes", len(o.Slot))
+	case len(o.Chunk) != feed.ChunkSize:
+		return fmt.Errorf("chunk of %d bytes", len(o.Chunk))
+	}
+	return nil
+}
+
+func (o *outboxRecord) slot() (s feed.Slot) {
+	copy(s[:], o.Slot)
+	return s
+}
+
+type messageRecord struct {
+	Local    uint64       `json:"local"`
+	Dir      Direction    `json:"dir"`
+	Seq      uint64       `json:"seq"`
+	Body     string       `json:"body"`
+	Sent     time.Time    `json:"sent"`
+	Received time.Time    `json:"received,omitzero"`
+	State    MessageState `json:"state"`
+	Seen     bool         `json:"seen"`
+}
+
+func (m *messageRecord) validate() error {
+	if m.Dir != Outgoing && m.Dir != Incoming {
+		return fmt.Errorf("bad direction %d", m.Dir)
+	}
+	if m.Seq == 0 {
+		return errors.New("sequence number 0")
+	}
+	return nil
+}
+
+type inviteRecord struct {
+	Pending []byte    `json:"pending"`
+	Label   string    `json:"label"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+func (r *inviteRecord) validate() error {
+	if len(r.Pending) == 0 {
+		return errors.New("no invite keys")
+	}
+	return nil
+}
+
+// validator is implemented by every state record.
+type validator interface{ validate() error }
+
+// decodeRecord decodes a JSON state record and validates it; what names the
+// record in the error.
+func decodeRecord(what string, b []byte, v validator) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorruptState, what, err)
+	}
+	if err := v.validate(); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorruptState, what, err)
+	}
+	return nil
+}
+
+func putRecord(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+// contactKey returns contact\0n, ordering a contact's records by n.
+func contactKey(contact string, n uint64) []byte {
+	k := make([]byte, 0, len(contact)+9)
+	k = append(k, contact...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, n)
+}
+
+func contactPrefix(contact string) []byte {
+	return append([]byte(contact), 0)
+}
+
+func loadConv(tx *bolt.Tx, name string) (*convRecord, error) {
+	data := tx.Bucket(bucketConvs).Get([]byte(name))
+	if data == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownContact, name)
+	}
+	c := new(convRecord)
+	if err := decodeRecord("contact "+name, data, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func loadSession(c *convRecord) (*ratchet.Session, error) {
+	s, err := ratchet.UnmarshalSession(c.Session)
+	if err != nil {
+		return nil, fmt.Errorf("%w: contact %s: session: %v", ErrCorruptState, c.Name, err)
+	}
+	return s, nil
+}
+
+func saveConv(tx *bolt.Tx, c *convRecord, s *ratchet.Session) error {
+	if s != nil {
+		b, err := s.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		c.Session = b
+	}
+	return putRecord(tx.Bucket(bucketConvs), []byte(c.Name), c)
+}
