@@ -229,3 +229,58 @@ func StartBee(t testing.TB) *Node {
 	})
 	return n
 }
+
+// Kubo initialises a private Kubo node (test profile: loopback only, no
+// bootstrap peers, no mDNS; DHT routing so that IPNS records are accepted and
+// served) with its repository in dir, and starts it on free loopback ports.
+// Its datastore is on disk, so records survive a restart.
+func Kubo(dir string) (*Node, error) {
+	bin, err := binary("DEADDROP_KUBO", "kubo.sh")
+	if err != nil {
+		return nil, err
+	}
+	api, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	gw, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	env := []string{"IPFS_PATH=" + filepath.Join(dir, "repo"), "HOME=" + dir}
+	for _, args := range [][]string{
+		{"init", "--profile", "test"},
+		{"config", "Routing.Type", "dht"},
+		{"config", "Addresses.API", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", api)},
+		{"config", "Addresses.Gateway", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", gw)},
+		{"config", "--json", "Addresses.Swarm", `["/ip4/127.0.0.1/tcp/0"]`},
+		{"config", "--json", "Bootstrap", `[]`},
+	} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("ipfs %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	n := &Node{URL: fmt.Sprintf("http://127.0.0.1:%d", api), kind: "kubo", bin: bin, dir: dir,
+		health: "/api/v0/version", method: http.MethodPost, args: []string{"daemon"}, env: env,
+		logPath: filepath.Join(dir, "kubo.log")}
+	return n, n.start()
+}
+
+// StartKubo starts a private Kubo node for a test and stops it when the test
+// ends.
+func StartKubo(t testing.TB) *Node {
+	t.Helper()
+	n, err := Kubo(t.TempDir())
+	if err != nil {
+		t.Fatalf("Kubo node: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kubo log tail:\n%s", n.LogTail())
+		}
+		n.Stop()
+	})
+	return n
+}
