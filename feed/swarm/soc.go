@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/deaddrop/deaddrop/feed"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
-	"github.com/deaddrop/deaddrop/feed"
 	"golang.org/x/crypto/sha3"
 )
 
