@@ -4,7 +4,7 @@ BIN       := $(CURDIR)/bin/deaddrop
 PKGS      := ./...
 TESTFLAGS ?= -timeout 40m
 
-.PHONY: all build demo test check unit bench fuzz clean
+.PHONY: all build demo demo-swarm demo-ipfs test check unit bench fuzz clean
 
 all: build
 
@@ -14,6 +14,14 @@ build:
 ## demo: alice and bob on the embedded store, two processes, no servers.
 demo: build
 	DEADDROP_BIN=$(BIN) bash scripts/demo.sh
+
+## demo-swarm, demo-ipfs: the same demo against a real Bee dev node or a
+## private Kubo node started on loopback (built on first use).
+demo-swarm: build
+	DEADDROP_BIN=$(BIN) $(GO) run ./internal/devnode/withnode bee -- bash scripts/demo.sh
+
+demo-ipfs: build
+	DEADDROP_BIN=$(BIN) $(GO) run ./internal/devnode/withnode kubo -- bash scripts/demo.sh
 
 ## test: static checks, then every test, including those against real Bee
 ## and Kubo nodes (built from the Go module proxy and cached outside the repo

@@ -165,7 +165,13 @@ func OpenStore(ctx context.Context, spec string) (feed.Store, error) {
 		return feed.OpenEmbedded(arg)
 	}
 	if open, ok := storeOpeners[kind]; ok {
-		return open(ctx, arg)
+		s, err := open(ctx, arg)
+		if errors.Is(err, feed.ErrUnavailable) {
+			// The node is down: start anyway, so that messages can be
+			// queued; operations fail as unavailable until it answers.
+			return feed.Lazy(func(ctx context.Context) (feed.Store, error) { return open(ctx, arg) }), nil
+		}
+		return s, err
 	}
 	return nil, fmt.Errorf("store %q: unknown kind %q (want embedded, swarm or ipfs)", spec, kind)
 }

@@ -61,11 +61,11 @@ func Open(ctx context.Context, rpcURL string, opts Options) (*Store, error) {
 	}}
 	var v struct{ Version string }
 	body, err := s.call(ctx, "version", nil, nil)
-	if err == nil {
-		err = json.Unmarshal(body, &v)
+	if err != nil {
+		return nil, fmt.Errorf("ipfs: Kubo node at %s does not answer: %w", rpcURL, err)
 	}
-	if err != nil || v.Version == "" {
-		return nil, fmt.Errorf("ipfs: Kubo node at %s does not answer: %v", rpcURL, err)
+	if json.Unmarshal(body, &v) != nil || v.Version == "" {
+		return nil, fmt.Errorf("ipfs: %s does not answer like a Kubo node: %.100q", rpcURL, body)
 	}
 	return s, nil
 }
