@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	gosync "sync"
 	"time"
 
@@ -135,28 +136,28 @@ func (a *Account) catchUp(ctx context.Context, name string, res *PollResult, pro
 		return err
 	}
 	defer r.rollback()
-	done := make(map[feed.Slot]bool)
+	plan := newFetchPlan()
 	window := min(firstWindow, a.opts.Window)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var slots []feed.Slot
-		for _, s := range r.sess.PollSlots(window) {
-			if !done[s] {
-				slots = append(slots, s)
-				done[s] = true
-			}
-		}
-		if len(slots) == 0 {
+		targets := plan.next(r.sess.PollTargets(window))
+		if len(targets) == 0 {
 			break
+		}
+		slots := make([]feed.Slot, len(targets))
+		for i, t := range targets {
+			slots[i] = t.Slot
 		}
 		res.Fetched += len(slots)
 		res.Rounds++
-		found, err := splitFetched(a.fetchAll(ctx, slots))
+		results := a.fetchAll(ctx, slots)
+		found, err := splitFetched(results)
 		if err != nil {
 			return err
 		}
+		plan.record(targets, results)
 		if len(found) == 0 {
 			break
 		}
@@ -167,7 +168,7 @@ func (a *Account) catchUp(ctx context.Context, name string, res *PollResult, pro
 			progress(name, r.delivered+len(r.result.New))
 		}
 		if len(r.result.New) >= commitEveryMessages || time.Since(r.started) > commitEvery {
-			if err := r.commit(res); err != nil {
+			if _, err := r.commit(res, false); err != nil {
 				return err
 			}
 			if err := r.begin(); err != nil {
@@ -178,7 +179,75 @@ func (a *Account) catchUp(ctx context.Context, name string, res *PollResult, pro
 			window = min(2*window, a.opts.Window)
 		}
 	}
-	return r.commit(res)
+	ack, err := r.commit(res, true)
+	if err != nil || ack == nil {
+		return err
+	}
+	a.put(ctx, name, ack) // a failure leaves it queued for Republish
+	return nil
+}
+
+type openResult struct {
+	inner ratchet.Opened
+	err   error
+}
+
+// openAll removes the outer layer of every chunk, using every CPU.
+func openAll(found []fetched) []openResult {
+	out := make([]openResult, len(found))
+	workers := min(runtime.GOMAXPROCS(0), len(found))
+	var wg gosync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(found); i += workers {
+				inner, err := ratchet.OpenChunk(found[i].slot, found[i].chunk)
+				out[i] = openResult{inner, err}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// fetchPlan decides what a catch-up fetches next: never a slot twice in one
+// Poll, and nothing in a chain past a slot found empty. Messages of a chain
+// are written in order, so a miss marks its end for now; a message whose put
+// failed and left a hole is found on a later Poll, after its republish.
+type fetchPlan struct {
+	done      map[feed.Slot]bool
+	firstMiss map[uint64]uint32 // chain tag → lowest index found empty
+}
+
+func newFetchPlan() *fetchPlan {
+	return &fetchPlan{done: map[feed.Slot]bool{}, firstMiss: map[uint64]uint32{}}
+}
+
+func (p *fetchPlan) next(targets []ratchet.Target) []ratchet.Target {
+	var out []ratchet.Target
+	for _, t := range targets {
+		if p.done[t.Slot] {
+			continue
+		}
+		if miss, ok := p.firstMiss[t.Chain]; ok && t.Kind != ratchet.Skipped && t.Index > miss {
+			continue
+		}
+		p.done[t.Slot] = true
+		out = append(out, t)
+	}
+	return out
+}
+
+func (p *fetchPlan) record(targets []ratchet.Target, results []fetched) {
+	for i, t := range targets {
+		if t.Kind == ratchet.Skipped || !errors.Is(results[i].err, feed.ErrNotFound) {
+			continue
+		}
+		if miss, ok := p.firstMiss[t.Chain]; !ok || t.Index < miss {
+			p.firstMiss[t.Chain] = t.Index
+		}
+	}
 }
 
 // catchUpRound is one write transaction of a catch-up and what it will
@@ -216,26 +285,41 @@ func (r *catchUpRound) rollback() {
 	}
 }
 
-func (r *catchUpRound) commit(res *PollResult) error {
+// commit saves the round; with withAck it also queues, in the same
+// transaction, the ack the conversation owes, and returns it for upload.
+func (r *catchUpRound) commit(res *PollResult, withAck bool) (*outboxRecord, error) {
+	var ack *outboxRecord
+	if withAck && r.conv.AckOwed {
+		var err error
+		if ack, _, err = r.a.queue(r.tx, r.conv, r.sess, KindAck, nil); err != nil {
+			return nil, err
+		}
+	}
 	if err := saveConv(r.tx, r.conv, r.sess); err != nil {
-		return err
+		return nil, err
 	}
 	err := r.tx.Commit()
 	r.tx = nil
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res.New = append(res.New, r.result.New...)
 	res.Read = append(res.Read, r.result.Read...)
 	res.Problems = append(res.Problems, r.result.Problems...)
 	r.delivered += len(r.result.New)
-	return nil
+	return ack, nil
 }
 
 // apply decrypts the chunks of one round in slot order and applies them.
+// The outer layers, which depend only on the slot, are opened in parallel
+// first; the ratchet steps are sequential.
 func (r *catchUpRound) apply(found []fetched) error {
-	for _, f := range found {
-		pt, err := r.sess.Decrypt(f.slot, f.chunk)
+	opened := openAll(found)
+	for i, f := range found {
+		pt, err := opened[i].inner, opened[i].err
+		if err == nil {
+			pt, err = r.sess.DecryptOpened(f.slot, opened[i].inner)
+		}
 		if errors.Is(err, ratchet.ErrDuplicate) {
 			continue
 		}

@@ -61,8 +61,9 @@ type owner struct {
 	addr [20]byte // Ethereum address
 }
 
-func ownerOf(slot feed.Slot) owner {
-	seed := feed.DeriveKey(slot, "owner")
+func ownerOf(slot feed.Slot) owner { return ownerFromSeed(feed.DeriveKey(slot, "owner")) }
+
+func ownerFromSeed(seed [32]byte) owner {
 	key := secp256k1.PrivKeyFromBytes(seed[:]) // reduced mod n; a zero scalar has probability ~2^-256
 	return owner{key: key, addr: ethAddress(key.PubKey())}
 }

@@ -13,6 +13,7 @@ package swarm
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -125,6 +126,37 @@ func (s *Store) RawPutChunk(ctx context.Context, soc []byte) error { return s.up
 func BuildSOC(slot feed.Slot, chunk []byte) (soc []byte, address [32]byte) {
 	sc := forSlot(slot)
 	return sc.buildSOC(chunk), sc.address
+}
+
+// FeedUpdateSOC returns the single-owner chunk of update index of a Bee
+// sequence feed (id = Keccak-256(topic ‖ index as 8 bytes big-endian)) owned
+// by the key with the given seed, and the owner's address. Benchmarks use it
+// to build the Bee /feeds baseline.
+func FeedUpdateSOC(ownerSeed, topic [32]byte, index uint64, payload []byte) (soc []byte, owner [20]byte) {
+	var ib [8]byte
+	binary.BigEndian.PutUint64(ib[:], index)
+	sc := slotChunk{id: keccak256(topic[:], ib[:]), owner: ownerFromSeed(ownerSeed)}
+	sc.address = socAddress(sc.id, sc.owner.addr)
+	return sc.buildSOC(payload), sc.owner.addr
+}
+
+// FeedLookup asks the node for the latest update of a feed
+// (GET /feeds/{owner}/{topic}) and returns its index.
+func (s *Store) FeedLookup(ctx context.Context, owner [20]byte, topic [32]byte) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		s.endpoint("/feeds/"+hex.EncodeToString(owner[:])+"/"+hex.EncodeToString(topic[:])), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := s.do(req)
+	if err != nil {
+		return "", err
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("feed lookup: Bee answered %d %s", resp.StatusCode, message(resp))
+	}
+	return resp.Header.Get("Swarm-Feed-Index"), nil
 }
 
 func (s *Store) upload(ctx context.Context, soc []byte) error {

@@ -195,6 +195,9 @@ func (n *Node) Dir() string { return n.dir }
 // Bee starts `bee dev` (in-memory, no chain, no peers) on a free loopback
 // port, with its files in dir. A restart comes back empty.
 func Bee(dir string) (*Node, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	bin, err := binary("DEADDROP_BEE", "bee.sh")
 	if err != nil {
 		return nil, err
@@ -235,6 +238,9 @@ func StartBee(t testing.TB) *Node {
 // served) with its repository in dir, and starts it on free loopback ports.
 // Its datastore is on disk, so records survive a restart.
 func Kubo(dir string) (*Node, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	bin, err := binary("DEADDROP_KUBO", "kubo.sh")
 	if err != nil {
 		return nil, err
