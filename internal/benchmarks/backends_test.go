@@ -65,7 +65,7 @@ func backends(b *testing.B) []backend {
 	}
 	return []backend{
 		{name: "embedded", store: emb,
-			rawGet: func(ctx context.Context, s feed.Slot) error { _, err := emb.Get(ctx, s); return err },
+			rawGet:  func(ctx context.Context, s feed.Slot) error { _, err := emb.Get(ctx, s); return err },
 			prepare: func(s feed.Slot, c []byte) any { return c },
 			rawPut:  func(ctx context.Context, s feed.Slot, o any) error { return emb.Put(ctx, s, o.([]byte)) }},
 		{name: "swarm", store: sw, swarm: sw,
@@ -77,7 +77,7 @@ func backends(b *testing.B) []backend {
 			prepare: func(s feed.Slot, c []byte) any { soc, _ := swarm.BuildSOC(s, c); return soc },
 			rawPut:  func(ctx context.Context, s feed.Slot, o any) error { return sw.RawPutChunk(ctx, o.([]byte)) }},
 		{name: "ipfs", store: ip,
-			rawGet: func(ctx context.Context, s feed.Slot) error { _, err := ip.RawGetRecord(ctx, ipfs.Name(s)); return err },
+			rawGet:  func(ctx context.Context, s feed.Slot) error { _, err := ip.RawGetRecord(ctx, ipfs.Name(s)); return err },
 			prepare: func(s feed.Slot, c []byte) any { r, _ := ipfs.BuildRecord(s, c); return r },
 			rawPut: func(ctx context.Context, s feed.Slot, o any) error {
 				return ip.RawPutRecord(ctx, ipfs.Name(s), o.([]byte))
