@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -91,39 +88,29 @@ func TestHostileAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreign, _ := ipfs.BuildRecord(other, chunk)
-	target, _ := url.Parse(node.URL)
 	var mode string
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(r *http.Response) error {
+	proxy := feedtest.NewProxy(t, node.URL)
+	proxy.Rewrite = func(r *http.Response, b []byte) (int, []byte) {
 		if !strings.HasSuffix(r.Request.URL.Path, "/name/get") {
-			return nil
+			return r.StatusCode, b
 		}
-		body := new(bytes.Buffer)
-		body.ReadFrom(r.Body)
-		b := body.Bytes()
 		switch mode {
 		case "truncated":
-			b = b[:len(b)/2]
+			return r.StatusCode, b[:len(b)/2]
 		case "flipped":
 			b[len(b)/2] ^= 1
 		case "garbage":
-			b = []byte("<html>not a record</html>")
+			return r.StatusCode, []byte("<html>not a record</html>")
 		case "foreign":
-			b = foreign
+			return r.StatusCode, foreign
 		case "oversize":
-			b = bytes.Repeat([]byte{1}, 11<<10)
+			return r.StatusCode, bytes.Repeat([]byte{1}, 11<<10)
 		case "error":
-			r.StatusCode = http.StatusInternalServerError
-			b = []byte(`{"Message":"internal failure","Code":0,"Type":"error"}`)
+			return http.StatusInternalServerError, []byte(`{"Message":"internal failure","Code":0,"Type":"error"}`)
 		}
-		r.Body = ioNopCloser(b)
-		r.ContentLength = int64(len(b))
-		r.Header.Del("Content-Length")
-		return nil
+		return r.StatusCode, b
 	}
-	front := httptest.NewServer(proxy)
-	defer front.Close()
-	s := open(t, front.URL)
+	s := open(t, proxy.URL)
 	for _, m := range []string{"truncated", "flipped", "garbage", "foreign", "oversize"} {
 		mode = m
 		if got, err := s.Get(ctx, slot); !errors.Is(err, feed.ErrCorrupt) {
@@ -137,5 +124,21 @@ func TestHostileAnswers(t *testing.T) {
 	mode = ""
 	if got, err := s.Get(ctx, slot); err != nil || !bytes.Equal(got, chunk) {
 		t.Fatalf("honest answer through the proxy: %v", err)
+	}
+}
+
+func TestSlowNode(t *testing.T) {
+	node := devnode.StartKubo(t)
+	proxy := feedtest.NewProxy(t, node.URL)
+	s, err := ipfs.Open(context.Background(), proxy.URL, ipfs.Options{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Delay = 2 * time.Second
+	if err := s.Put(context.Background(), feedtest.RandomSlot(t), feedtest.RandomChunk(t)); !errors.Is(err, feed.ErrUnavailable) {
+		t.Fatalf("Put to a slow node: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Get(context.Background(), feedtest.RandomSlot(t)); !errors.Is(err, feed.ErrUnavailable) {
+		t.Fatalf("Get from a slow node: %v, want ErrUnavailable", err)
 	}
 }

@@ -3,13 +3,17 @@ package ipfs
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"testing"
 	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/feed/feedtest"
+	"github.com/deaddrop/deaddrop/internal/fuzzseed"
 	"github.com/ipfs/boxo/ipns"
 )
+
+var update = flag.Bool("update", false, "rewrite the fuzz seed corpus in testdata/fuzz")
 
 func TestRecordRoundTripDeterministic(t *testing.T) {
 	slot, chunk := feedtest.RandomSlot(t), feedtest.RandomChunk(t)
@@ -61,8 +65,7 @@ func FuzzParseRecord(f *testing.F) {
 	slot := feed.Slot{9}
 	k := keyFor(slot)
 	good, _ := buildRecord(k, make([]byte, feed.ChunkSize), RecordEOL)
-	f.Add(good)
-	f.Add([]byte{})
+	fuzzseed.Add(f, "FuzzParseRecord", *update, good, []byte{}, good[:100])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if c, err := parseRecord(k.name, b, time.Now()); err == nil && len(c) != feed.ChunkSize {
 			t.Fatal("accepted a chunk of the wrong size")

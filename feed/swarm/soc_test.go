@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"testing"
 
 	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/feed/feedtest"
+	"github.com/deaddrop/deaddrop/internal/fuzzseed"
 )
+
+var update = flag.Bool("update", false, "rewrite the fuzz seed corpus in testdata/fuzz")
 
 // Bee's SOC test vector (pkg/soc/soc_test.go): id = 32 zero bytes, the
 // wrapped chunk is "foo", owner 0x8d37…e632.
@@ -90,8 +94,7 @@ func TestSOCRoundTripAndTamper(t *testing.T) {
 func FuzzParseSOC(f *testing.F) {
 	slot := feed.Slot{7}
 	sc := forSlot(slot)
-	f.Add(sc.buildSOC(make([]byte, feed.ChunkSize)))
-	f.Add([]byte{})
+	fuzzseed.Add(f, "FuzzParseSOC", *update, sc.buildSOC(make([]byte, feed.ChunkSize)), []byte{}, make([]byte, socSize))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if p, err := sc.parseSOC(b); err == nil && len(p) != feed.ChunkSize {
 			t.Fatal("accepted a payload of the wrong size")

@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -104,43 +101,29 @@ func TestHostileAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, otherAddr := swarm.BuildSOC(other, chunk)
-	target, _ := url.Parse(node.URL)
 	var mode string
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(r *http.Response) error {
+	proxy := feedtest.NewProxy(t, node.URL)
+	proxy.Rewrite = func(r *http.Response, b []byte) (int, []byte) {
 		if r.Request.Method != http.MethodGet || !strings.HasPrefix(r.Request.URL.Path, "/chunks/") {
-			return nil
+			return r.StatusCode, b
 		}
-		body := new(bytes.Buffer)
-		body.ReadFrom(r.Body)
-		b := body.Bytes()
 		switch mode {
 		case "truncated":
-			b = b[:len(b)/2]
+			return r.StatusCode, b[:len(b)/2]
 		case "flipped":
 			b[len(b)-1] ^= 1
 		case "garbage":
-			b = []byte("<html>not a chunk</html>")
+			return r.StatusCode, []byte("<html>not a chunk</html>")
 		case "error":
-			r.StatusCode = http.StatusInternalServerError
+			return http.StatusInternalServerError, []byte(`{"code":500,"message":"failure"}`)
 		case "foreign":
-			req, _ := http.NewRequest(http.MethodGet, node.URL+"/chunks/"+hexAddr(otherAddr), nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err == nil {
-				body.Reset()
-				body.ReadFrom(resp.Body)
-				resp.Body.Close()
-				b = body.Bytes()
+			if f, err := real.RawGetChunk(context.Background(), otherAddr); err == nil {
+				return r.StatusCode, f
 			}
 		}
-		r.Body = ioNopCloser(b)
-		r.ContentLength = int64(len(b))
-		r.Header.Del("Content-Length")
-		return nil
+		return r.StatusCode, b
 	}
-	front := httptest.NewServer(proxy)
-	defer front.Close()
-	s := open(t, front.URL)
+	s := open(t, proxy.URL)
 	for _, m := range []string{"truncated", "flipped", "garbage", "foreign"} {
 		mode = m
 		if got, err := s.Get(ctx, slot); !errors.Is(err, feed.ErrCorrupt) {
@@ -154,5 +137,23 @@ func TestHostileAnswers(t *testing.T) {
 	mode = ""
 	if got, err := s.Get(ctx, slot); err != nil || !bytes.Equal(got, chunk) {
 		t.Fatalf("honest answer through the proxy: %v", err)
+	}
+}
+
+// A node too slow to answer within the client's timeout: ErrUnavailable,
+// promptly, never a hang.
+func TestSlowNode(t *testing.T) {
+	node := devnode.StartBee(t)
+	proxy := feedtest.NewProxy(t, node.URL)
+	s, err := swarm.Open(context.Background(), proxy.URL, swarm.Options{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Delay = 2 * time.Second
+	if err := s.Put(context.Background(), feedtest.RandomSlot(t), feedtest.RandomChunk(t)); !errors.Is(err, feed.ErrUnavailable) {
+		t.Fatalf("Put to a slow node: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Get(context.Background(), feedtest.RandomSlot(t)); !errors.Is(err, feed.ErrUnavailable) {
+		t.Fatalf("Get from a slow node: %v, want ErrUnavailable", err)
 	}
 }

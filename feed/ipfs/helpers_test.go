@@ -1,8 +1,0 @@
-package ipfs_test
-
-import (
-	"bytes"
-	"io"
-)
-
-func ioNopCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
