@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := $(CURDIR)/bin/deaddrop
 PKGS      := ./...
-TESTFLAGS ?= -timeout 40m
+TESTFLAGS ?= -count=1 -timeout 40m
 
 .PHONY: all build demo demo-swarm demo-ipfs test check unit bench fuzz clean
 
