@@ -128,6 +128,13 @@ func BuildSOC(slot feed.Slot, chunk []byte) (soc []byte, address [32]byte) {
 	return sc.buildSOC(chunk), sc.address
 }
 
+// Identity returns what a Bee node learns of a slot: the chunk's address,
+// its id and its owner's address.
+func Identity(slot feed.Slot) (address, id [32]byte, owner [20]byte) {
+	sc := forSlot(slot)
+	return sc.address, sc.id, sc.owner.addr
+}
+
 // FeedUpdateSOC returns the single-owner chunk of update index of a Bee
 // sequence feed (id = Keccak-256(topic ‖ index as 8 bytes big-endian)) owned
 // by the key with the given seed, and the owner's address. Benchmarks use it
