@@ -4,7 +4,7 @@ BIN       := $(CURDIR)/bin/deaddrop
 PKGS      := ./...
 TESTFLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build demo demo-swarm demo-ipfs test check unit bench fuzz clean
+.PHONY: all build demo demo-swarm demo-ipfs test check unit bench fuzz fuzz-short stress clean
 
 all: build
 
@@ -29,6 +29,12 @@ demo-ipfs: build
 test: check
 	DEADDROP_BEE=$$(bash scripts/bee.sh) DEADDROP_KUBO=$$(bash scripts/kubo.sh) \
 		$(GO) test $(TESTFLAGS) $(PKGS)
+	$(MAKE) fuzz-short
+
+## stress: the crash-consistency harness with ten times the trials.
+stress:
+	DEADDROP_CRASH_TRIALS=2000 DEADDROP_BEE=$$(bash scripts/bee.sh) \
+		$(GO) test -count=1 -timeout 120m -run CrashConsistency -v ./cmd/deaddrop/ | grep -E 'trials:|^(ok|FAIL|---)'
 
 check:
 	$(GO) vet $(PKGS)
@@ -44,9 +50,14 @@ bench:
 	DEADDROP_BEE=$$(bash scripts/bee.sh) DEADDROP_KUBO=$$(bash scripts/kubo.sh) \
 		$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)
 
+## fuzz: every fuzz target for FUZZTIME each; fuzz-short: a few seconds
+## each, part of make test.
 FUZZTIME ?= 60s
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+fuzz-short:
+	bash scripts/fuzz.sh 3s
 
 clean:
 	rm -rf bin
