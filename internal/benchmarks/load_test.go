@@ -1,0 +1,105 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/sync"
+	"github.com/deaddrop/deaddrop/transport"
+)
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// BenchmarkLoad: one client ("hub", the real CLI in its own process) with
+// 100 conversations; its peers write 1,000 messages each in three stages
+// (10 %, 40 %, 50 %), and after each stage the hub catches up with one
+// `deaddrop read`. Reported per stage: messages read, throughput, and the hub
+// process's peak RSS — flat memory means the last stage (5× the first) peaks
+// no higher. DEADDROP_LOAD_CONVS and DEADDROP_LOAD_MESSAGES scale it.
+func BenchmarkLoad(b *testing.B) {
+	convs := envInt("DEADDROP_LOAD_CONVS", 100)
+	per := envInt("DEADDROP_LOAD_MESSAGES", 1000)
+	ctx := context.Background()
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "deaddrop")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/deaddrop").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	storeDir := filepath.Join(dir, "store")
+	store, err := feed.OpenEmbedded(storeDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hubHome := filepath.Join(dir, "hub")
+	hub := func(args ...string) (string, *syscall.Rusage, time.Duration) {
+		cmd := exec.Command(bin, append([]string{"--home", hubHome}, args...)...)
+		start := time.Now()
+		out, err := cmd.Output()
+		if err != nil {
+			b.Fatalf("deaddrop %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out), cmd.ProcessState.SysUsage().(*syscall.Rusage), time.Since(start)
+	}
+	hub("init", "hub", "--store", "embedded:"+storeDir)
+	peers := make([]*sync.Account, convs)
+	for i := range peers {
+		name := fmt.Sprintf("p%03d", i)
+		inv, _, _ := hub("invite", name)
+		if peers[i], err = sync.Create(filepath.Join(dir, name), name, shared{transport.NewDirect(store)}, sync.Options{}); err != nil {
+			b.Fatal(err)
+		}
+		defer peers[i].Close()
+		if _, err := peers[i].Accept(ctx, strings.TrimSpace(inv), ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	hub("read")
+	sent := 0
+	for stage, share := range []int{10, 40, 50} {
+		n := per * share / 100
+		start := time.Now()
+		var wg gosync.WaitGroup
+		for w := 0; w < 2; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < convs; i += 2 {
+					for j := 0; j < n; j++ {
+						if _, err := peers[i].Send(ctx, "hub", fmt.Sprintf("stage %d message %d from %s", stage, j, peers[i].Name())); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		gen := time.Since(start)
+		sent += n * convs
+		out, ru, took := hub("read")
+		got := strings.Count(out, ": stage ")
+		if got != n*convs {
+			b.Fatalf("stage %d: hub read %d of %d", stage, got, n*convs)
+		}
+		b.Logf("stage %d: %d messages written in %v; hub read them in %v: %.0f msg/s, peak RSS %d MiB",
+			stage+1, got, gen.Round(time.Millisecond), took.Round(time.Millisecond), float64(got)/took.Seconds(), ru.Maxrss/1024)
+		b.ReportMetric(float64(got)/took.Seconds(), fmt.Sprintf("msg/s-stage%d", stage+1))
+		b.ReportMetric(float64(ru.Maxrss)/1024, fmt.Sprintf("MiB-rss-stage%d", stage+1))
+	}
+	b.ReportMetric(float64(sent), "messages")
+}
