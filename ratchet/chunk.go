@@ -21,12 +21,17 @@ const (
 	typeInit    = 0x01
 	typeMessage = 0x02
 
-	initFieldsSize = 1 + 32 + 32 + 32 + 32 + 1 + MaxNameLen // type ‖ joiner identity ‖ EK ‖ invite ID ‖ name
+	// type ‖ joiner identity ‖ EK ‖ invite ID ‖ ML-KEM ciphertext ‖ name
+	initFieldsSize = 1 + 32 + 32 + 32 + 32 + pqCTSize + 1 + MaxNameLen
 	messageOver    = encHdrSize + 2 + chacha20poly1305.Overhead
+	pqFieldMax     = 1 + pqEKSize
 
 	// MaxPlaintext is the largest plaintext Encrypt accepts: what fits in one
-	// chunk even in the joiner's first message, whose init fields take room.
-	MaxPlaintext = innerSize - initFieldsSize - messageOver // 3764
+	// chunk even in the first message of a chain, which carries a PQ field.
+	MaxPlaintext = innerSize - 1 - messageOver - pqFieldMax // 2772
+	// MaxFirstPlaintext bounds the joiner's very first message, which also
+	// carries the set-up preamble.
+	MaxFirstPlaintext = innerSize - initFieldsSize - messageOver - pqFieldMax // 1491
 )
 
 var (
@@ -63,33 +68,42 @@ func openChunk(slot feed.Slot, chunk []byte) ([]byte, error) {
 	return inner, nil
 }
 
-// message is a decoded inner block of type message: the encrypted header and
-// the body ciphertext.
+// message is a decoded inner block of type message: the encrypted header,
+// the PQ field and the body ciphertext.
 type message struct {
 	encHeader []byte
+	pq        pqField
 	body      []byte
 }
 
-// appendMessage appends encHeader ‖ len u16 ‖ body.
+// appendMessage appends encHeader ‖ PQ field ‖ len u16 ‖ body.
 func appendMessage(b []byte, m message) []byte {
 	b = append(b, m.encHeader...)
+	b = append(b, m.pq.bytes()...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.body)))
 	return append(b, m.body...)
 }
 
 func parseMessage(b []byte) (message, error) {
-	if len(b) < encHdrSize+2 {
+	if len(b) < encHdrSize+1 {
 		return message{}, fmt.Errorf("%w: truncated message", ErrDecrypt)
 	}
-	n := int(binary.BigEndian.Uint16(b[encHdrSize:]))
-	rest := b[encHdrSize+2:]
+	pq, rest, err := parsePQField(b[encHdrSize:])
+	if err != nil {
+		return message{}, err
+	}
+	if len(rest) < 2 {
+		return message{}, fmt.Errorf("%w: truncated message", ErrDecrypt)
+	}
+	n := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
 	if n > len(rest) || n < chacha20poly1305.Overhead {
 		return message{}, fmt.Errorf("%w: body length %d out of range", ErrDecrypt, n)
 	}
 	if !allZero(rest[n:]) {
 		return message{}, fmt.Errorf("%w: non-zero padding", ErrDecrypt)
 	}
-	return message{encHeader: b[:encHdrSize], body: rest[:n]}, nil
+	return message{encHeader: b[:encHdrSize], pq: pq, body: rest[:n]}, nil
 }
 
 func allZero(b []byte) bool {
@@ -112,6 +126,7 @@ type initFields struct {
 	joiner   PublicIdentity
 	ephem    [32]byte
 	inviteID [32]byte
+	kemCT    [pqCTSize]byte // encapsulated to the invite's ML-KEM key
 	name     string
 }
 
@@ -121,6 +136,7 @@ func (f *initFields) marshal() []byte {
 	b = append(b, f.joiner.DH[:]...)
 	b = append(b, f.ephem[:]...)
 	b = append(b, f.inviteID[:]...)
+	b = append(b, f.kemCT[:]...)
 	b = append(b, byte(len(f.name)))
 	name := make([]byte, MaxNameLen) // fixed width: the name's length does not shift the header
 	copy(name, f.name)
@@ -137,6 +153,7 @@ func parseInit(inner []byte) (*initFields, []byte, error) {
 	r.read(f.joiner.DH[:])
 	r.read(f.ephem[:])
 	r.read(f.inviteID[:])
+	r.read(f.kemCT[:])
 	n := int(r.u8())
 	name := r.take(MaxNameLen)
 	if n > MaxNameLen || !allZero(name[n:]) {

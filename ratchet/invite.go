@@ -16,7 +16,8 @@ import (
 )
 
 // InviteVersion is the invite format version this package writes and reads.
-const InviteVersion = 1
+// Version 1 (X25519 only) is refused: it cannot start a post-quantum session.
+const InviteVersion = 2
 
 // invitePrefix starts the text form of every invite.
 const invitePrefix = "dd1"
@@ -24,7 +25,7 @@ const invitePrefix = "dd1"
 // MaxNameLen bounds display names carried in invites and first messages.
 const MaxNameLen = 64
 
-const inviteFixedLen = 1 + 32 + 32 + 32 + 32 + 32 + 8 + 1 + 64 // without the name
+const inviteFixedLen = 1 + 32 + 32 + 32 + 32 + pqEKSize + 32 + 8 + 1 + 64 // without the name
 
 var (
 	// ErrInviteExpired reports an invite past its expiry time.
@@ -39,6 +40,7 @@ type Invite struct {
 	Inviter       PublicIdentity
 	SignedPrekey  [32]byte // X25519, signed by the inviter's identity
 	OneTimePrekey [32]byte // X25519
+	PQPrekey      []byte   // ML-KEM-768 encapsulation key, 1184 bytes
 	Secret        [32]byte // derives the rendezvous slot and salts the key agreement
 	Expires       time.Time
 	Name          string // the inviter's display name
@@ -49,6 +51,7 @@ type Invite struct {
 type PendingInvite struct {
 	signedPrekey  [32]byte // private
 	oneTimePrekey [32]byte // private
+	pqSeed        [pqSeedSize]byte
 	secret        [32]byte
 	id            [32]byte
 	expires       time.Time
@@ -67,13 +70,17 @@ func NewInvite(id *Identity, name string, ttl time.Duration, now time.Time, rand
 	if err != nil {
 		return nil, nil, err
 	}
+	pqSeed, pqPub, err := newPQKey(rand)
+	if err != nil {
+		return nil, nil, err
+	}
 	inv := &Invite{Version: InviteVersion, Inviter: id.Public(), SignedPrekey: spkPub, OneTimePrekey: opkPub,
-		Expires: now.Add(ttl).Truncate(time.Second), Name: name}
+		PQPrekey: pqPub, Expires: now.Add(ttl).Truncate(time.Second), Name: name}
 	if _, err := io.ReadFull(rand, inv.Secret[:]); err != nil {
 		return nil, nil, err
 	}
 	copy(inv.PrekeySig[:], ed25519.Sign(id.sign, inv.signedBytes()))
-	p := &PendingInvite{signedPrekey: spk, oneTimePrekey: opk, secret: inv.Secret, id: inv.ID(), expires: inv.Expires}
+	p := &PendingInvite{signedPrekey: spk, oneTimePrekey: opk, pqSeed: pqSeed, secret: inv.Secret, id: inv.ID(), expires: inv.Expires}
 	return inv, p, nil
 }
 
@@ -98,6 +105,7 @@ func (inv *Invite) marshalUnsigned() []byte {
 	b = append(b, inv.Inviter.DH[:]...)
 	b = append(b, inv.SignedPrekey[:]...)
 	b = append(b, inv.OneTimePrekey[:]...)
+	b = append(b, inv.PQPrekey...)
 	b = append(b, inv.Secret[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(inv.Expires.Unix()))
 	b = append(b, byte(len(inv.Name)))
@@ -149,6 +157,9 @@ func parseInviteBinary(b []byte) (*Invite, error) {
 	if len(b) < inviteFixedLen {
 		return nil, fmt.Errorf("%w: truncated (got %d bytes, want at least %d)", errInvite, len(b), inviteFixedLen)
 	}
+	if b[0] == 1 {
+		return nil, fmt.Errorf("%w: version 1 (made by an older deaddrop, without post-quantum keys) is no longer accepted; ask for a new invite", errInvite)
+	}
 	if b[0] != InviteVersion {
 		return nil, fmt.Errorf("%w: unsupported version %d (this program reads version %d)", errInvite, b[0], InviteVersion)
 	}
@@ -158,6 +169,7 @@ func parseInviteBinary(b []byte) (*Invite, error) {
 	r.read(inv.Inviter.DH[:])
 	r.read(inv.SignedPrekey[:])
 	r.read(inv.OneTimePrekey[:])
+	inv.PQPrekey = append([]byte(nil), r.take(pqEKSize)...)
 	r.read(inv.Secret[:])
 	inv.Expires = time.Unix(int64(r.u64()), 0)
 	nameLen := int(r.u8())
@@ -175,8 +187,8 @@ func parseInviteBinary(b []byte) (*Invite, error) {
 	return inv, nil
 }
 
-const pendingVersion = 1
-const pendingLen = 1 + 32*4 + 8
+const pendingVersion = 2
+const pendingLen = 1 + 32*2 + pqSeedSize + 32*2 + 8
 
 // Rendezvous is the slot the joiner's first message goes to.
 func (p *PendingInvite) Rendezvous() feed.Slot { return rendezvous(p.secret) }
@@ -187,12 +199,13 @@ func (p *PendingInvite) Expires() time.Time { return p.expires }
 // ID is the invite's ID.
 func (p *PendingInvite) ID() [32]byte { return p.id }
 
-// MarshalBinary encodes the pending invite: version 1 ‖ signed prekey private
-// ‖ one-time prekey private ‖ secret ‖ invite ID ‖ expiry u64.
+// MarshalBinary encodes the pending invite: version 2 ‖ signed prekey private
+// ‖ one-time prekey private ‖ ML-KEM seed 64 ‖ secret ‖ invite ID ‖ expiry u64.
 func (p *PendingInvite) MarshalBinary() ([]byte, error) {
 	b := []byte{pendingVersion}
 	b = append(b, p.signedPrekey[:]...)
 	b = append(b, p.oneTimePrekey[:]...)
+	b = append(b, p.pqSeed[:]...)
 	b = append(b, p.secret[:]...)
 	b = append(b, p.id[:]...)
 	return binary.BigEndian.AppendUint64(b, uint64(p.expires.Unix())), nil
@@ -210,6 +223,7 @@ func UnmarshalPendingInvite(b []byte) (*PendingInvite, error) {
 	r := reader{b: b[1:]}
 	r.read(p.signedPrekey[:])
 	r.read(p.oneTimePrekey[:])
+	r.read(p.pqSeed[:])
 	r.read(p.secret[:])
 	r.read(p.id[:])
 	p.expires = time.Unix(int64(r.u64()), 0)

@@ -11,7 +11,7 @@ import (
 
 // Labels of every key derivation (docs/protocol.md §1).
 const (
-	infoX3DH       = "deaddrop v1 x3dh"
+	infoX3DH       = "deaddrop v2 pqxdh"
 	infoRoot       = "deaddrop v1 root"
 	infoMessage    = "deaddrop v1 message"
 	infoTopic      = "deaddrop v1 topic"

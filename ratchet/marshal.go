@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-const sessionVersion = 1
+const sessionVersion = 2
 
 // Session flags (one byte).
 const (
@@ -16,11 +16,13 @@ const (
 	flagHKs
 	flagHKr
 	flagInit
-	flagsKnown = flagDHr | flagCKs | flagCKr | flagHKs | flagHKr | flagInit
+	flagPQDK
+	flagPQPeerEK
+	flagsKnown = flagDHr | flagCKs | flagCKr | flagHKs | flagHKr | flagInit | flagPQDK | flagPQPeerEK
 )
 
 const (
-	sessionFixedLen = 1 + 1 + 32*5 + 4*3 + 32*6 + 128 + 64 + 2
+	sessionFixedLen = 1 + 1 + 32*5 + 4*3 + 32*6 + 128 + 64 + pqSeedSize + pqEKSize + 2
 	initLen         = initFieldsSize + 32
 	skippedLen      = 32 + 4 + 32 + 32
 )
@@ -29,7 +31,8 @@ const (
 func (s *Session) MarshalBinary() ([]byte, error) {
 	var flags byte
 	for bit, set := range map[byte]bool{flagDHr: s.hasDHr, flagCKs: s.hasCKs, flagCKr: s.hasCKr,
-		flagHKs: s.hasHKs, flagHKr: s.hasHKr, flagInit: s.init != nil} {
+		flagHKs: s.hasHKs, flagHKr: s.hasHKr, flagInit: s.init != nil,
+		flagPQDK: s.hasPQDK, flagPQPeerEK: s.hasPQPeerEK} {
 		if set {
 			flags |= bit
 		}
@@ -46,6 +49,8 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 	}
 	b = append(b, s.ad[:]...)
 	b = append(b, s.peer.bytes()...)
+	b = append(b, s.pqDK[:]...)
+	b = append(b, s.pqPeerEK[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s.skipped)))
 	if s.init != nil {
 		b = append(b, s.init.marshal()...)
@@ -66,6 +71,9 @@ func UnmarshalSession(b []byte) (*Session, error) {
 	if len(b) < sessionFixedLen {
 		return nil, fmt.Errorf("session: truncated (%d bytes, want at least %d)", len(b), sessionFixedLen)
 	}
+	if b[0] == 1 {
+		return nil, fmt.Errorf("session: version 1 (before post-quantum protection) is no longer supported; start the conversation again with a new invite")
+	}
 	if b[0] != sessionVersion {
 		return nil, fmt.Errorf("session: unsupported version %d", b[0])
 	}
@@ -85,6 +93,8 @@ func UnmarshalSession(b []byte) (*Session, error) {
 	r.read(s.ad[:])
 	r.read(s.peer.Sign[:])
 	r.read(s.peer.DH[:])
+	r.read(s.pqDK[:])
+	r.read(s.pqPeerEK[:])
 	n := int(r.u16())
 	want := sessionFixedLen + n*skippedLen
 	if flags&flagInit != 0 {
@@ -98,6 +108,7 @@ func UnmarshalSession(b []byte) (*Session, error) {
 	}
 	s.hasDHr, s.hasCKs, s.hasCKr = flags&flagDHr != 0, flags&flagCKs != 0, flags&flagCKr != 0
 	s.hasHKs, s.hasHKr = flags&flagHKs != 0, flags&flagHKr != 0
+	s.hasPQDK, s.hasPQPeerEK = flags&flagPQDK != 0, flags&flagPQPeerEK != 0
 	s.dhsPub = publicKey(s.dhsPriv)
 	if flags&flagInit != 0 {
 		inner := make([]byte, innerSize)

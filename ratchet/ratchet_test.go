@@ -260,11 +260,21 @@ func TestTooManySkipped(t *testing.T) {
 func TestSkippedCacheBounded(t *testing.T) {
 	alice, bob, _ := setup(t, nil)
 	s := store{}
-	// Three chains of 600 messages each, only the last of each read.
+	// Three chains of 600 messages each, only the first and the last of each
+	// read (a new chain is entered at its first message, which carries the PQ
+	// field).
 	for chain := 0; chain < 3; chain++ {
-		var last Sealed
+		var first, last Sealed
 		for i := 0; i < 600; i++ {
 			last, _ = bob.sess.Encrypt([]byte("x"), rand.Reader)
+			if i == 0 {
+				first = last
+			}
+		}
+		if chain > 0 {
+			if _, err := alice.sess.Decrypt(first.Slot, first.Chunk); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := alice.sess.Decrypt(last.Slot, last.Chunk); err != nil {
 			t.Fatal(err)
@@ -294,8 +304,11 @@ func TestEncryptLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Encrypt(make([]byte, MaxPlaintext), r); err != nil {
-		t.Fatalf("first message of MaxPlaintext bytes: %v", err)
+	if _, err := s.Encrypt(make([]byte, MaxFirstPlaintext+1), r); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("first message of MaxFirstPlaintext+1 bytes: %v", err)
+	}
+	if _, err := s.Encrypt(make([]byte, MaxFirstPlaintext), r); err != nil {
+		t.Fatalf("first message of MaxFirstPlaintext bytes: %v", err)
 	}
 }
 

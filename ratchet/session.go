@@ -25,6 +25,10 @@ var (
 	ErrDuplicate = errors.New("message already decrypted")
 	// ErrTooManySkipped reports a message too far ahead of the chain.
 	ErrTooManySkipped = fmt.Errorf("message skips more than %d keys", MaxSkip)
+	// ErrNotYet reports a message of the peer's new chain found before the
+	// chain's first message, whose PQ field its keys depend on; it opens once
+	// that message has been read.
+	ErrNotYet = errors.New("message cannot be opened before the first message of its chain")
 )
 
 // Sealed is an encrypted message ready for the store.
@@ -58,6 +62,13 @@ type Session struct {
 	skipped         []skippedKey // oldest first
 	ad              [128]byte    // inviter identity ‖ joiner identity
 	peer            PublicIdentity
+
+	// The KEM ratchet (pq.go): our outstanding offer's decapsulation key
+	// seed, and the peer's offer we have yet to answer.
+	pqDK        [pqSeedSize]byte
+	pqPeerEK    [pqEKSize]byte
+	hasPQDK     bool
+	hasPQPeerEK bool
 
 	// init, on the joiner's side until its first message is written, holds
 	// the preamble of that message, which goes to the invite's rendezvous.
@@ -120,7 +131,11 @@ func Accept(id *Identity, inv *Invite, name string, now time.Time, rnd io.Reader
 	if err != nil {
 		return nil, fmt.Errorf("invite: %w", err)
 	}
-	sk, hka, nhkb := x3dh(inv.Secret, dh...)
+	ss, ct, err := encapsulateTo(inv.PQPrekey, rnd)
+	if err != nil {
+		return nil, fmt.Errorf("invite: %w", err)
+	}
+	sk, hka, nhkb := x3dh(inv.Secret, append(dh, [32]byte(ss))...)
 	s := &Session{peer: inv.Inviter, ad: associatedData(inv.Inviter, id.pub), rand: rand.Reader}
 	// RatchetInitAliceHE.
 	if s.dhsPriv, s.dhsPub, err = newKeyPair(rnd); err != nil {
@@ -135,7 +150,7 @@ func Accept(id *Identity, inv *Invite, name string, now time.Time, rnd io.Reader
 	s.hasCKs = true
 	s.hks, s.hasHKs, s.nhkr = hka, true, nhkb
 	s.tks = topicStart(s.hks)
-	s.init = &initFields{joiner: id.pub, ephem: ekPub, inviteID: inv.ID(), name: name}
+	s.init = &initFields{joiner: id.pub, ephem: ekPub, inviteID: inv.ID(), kemCT: [pqCTSize]byte(ct), name: name}
 	s.initSlot = inv.Rendezvous()
 	return s, nil
 }
@@ -159,7 +174,11 @@ func AcceptInit(id *Identity, p *PendingInvite, chunk []byte, now time.Time) (s 
 	if err != nil {
 		return nil, peer, "", nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
 	}
-	sk, hka, nhkb := x3dh(p.secret, dh...)
+	ss, err := decapsulate(p.pqSeed, f.kemCT[:])
+	if err != nil {
+		return nil, peer, "", nil, fmt.Errorf("%w: ML-KEM: %v", ErrDecrypt, err)
+	}
+	sk, hka, nhkb := x3dh(p.secret, append(dh, [32]byte(ss))...)
 	s = &Session{peer: f.joiner, ad: associatedData(id.pub, f.joiner), rand: rand.Reader}
 	// RatchetInitBobHE: our signed prekey is the first ratchet key.
 	s.dhsPriv = p.signedPrekey
@@ -188,13 +207,20 @@ func (b bytesReader) Read(p []byte) (int, error) { return copy(p, b), nil }
 // Encrypt seals plaintext as the next message of the sending chain and
 // returns the chunk with the slot it must be written to.
 func (s *Session) Encrypt(plaintext []byte, rnd io.Reader) (Sealed, error) {
-	if len(plaintext) > MaxPlaintext {
+	if len(plaintext) > MaxPlaintext || (s.init != nil && len(plaintext) > MaxFirstPlaintext) {
 		return Sealed{}, ErrTooLarge
 	}
 	if !s.hasCKs || !s.hasHKs {
 		return Sealed{}, errors.New("ratchet: session cannot send yet")
 	}
 	c := s.clone()
+	pq := pqField{kind: pqNone}
+	if c.ns == 0 {
+		var err error
+		if pq, err = c.pqSend(rnd); err != nil {
+			return Sealed{}, err
+		}
+	}
 	var mk [32]byte
 	c.cks, mk = kdfCK(c.cks)
 	encHeader, err := sealHeader(c.hks, header{dh: c.dhsPub, pn: c.pn, n: c.ns}, rnd)
@@ -210,8 +236,9 @@ func (s *Session) Encrypt(plaintext []byte, rnd io.Reader) (Sealed, error) {
 	}
 	key, nonce := messageKeys(mk)
 	aead, _ := chacha20poly1305.NewX(key)
-	body := aead.Seal(nil, nonce, plaintext, c.messageAD(preamble, encHeader))
-	inner := pad(appendMessage(preamble, message{encHeader: encHeader, body: body}))
+	m := message{encHeader: encHeader, pq: pq}
+	m.body = aead.Seal(nil, nonce, plaintext, c.messageAD(preamble, m))
+	inner := pad(appendMessage(preamble, m))
 	chunk, err := sealChunk(slot, inner, rnd)
 	if err != nil {
 		return Sealed{}, err
@@ -222,13 +249,15 @@ func (s *Session) Encrypt(plaintext []byte, rnd io.Reader) (Sealed, error) {
 }
 
 // messageAD binds the message to both identities, to the first message's
-// preamble (for the first message) and to the encrypted header.
-func (s *Session) messageAD(preamble, encHeader []byte) []byte {
+// preamble (for the first message), to the encrypted header and to the PQ
+// field.
+func (s *Session) messageAD(preamble []byte, m message) []byte {
 	ad := append([]byte(nil), s.ad[:]...)
 	if len(preamble) > 1 {
 		ad = append(ad, preamble...)
 	}
-	return append(ad, encHeader...)
+	ad = append(ad, m.encHeader...)
+	return append(ad, m.pq.bytes()...)
 }
 
 // Decrypt opens the chunk found at slot. It is transactional: on any error
@@ -276,8 +305,11 @@ func (s *Session) DecryptOpened(slot feed.Slot, inner Opened) ([]byte, error) {
 // decrypt is RatchetDecryptHE. A zero slot (the first message, at the
 // rendezvous) skips the check that the message sits at its own topic slot.
 func (c *Session) decrypt(slot feed.Slot, m message, preamble []byte) ([]byte, error) {
-	ad := c.messageAD(preamble, m.encHeader)
+	ad := c.messageAD(preamble, m)
 	if i := c.findSkipped(slot); i >= 0 {
+		if m.pq.kind != pqNone {
+			return nil, fmt.Errorf("%w: PQ field in a skipped message", ErrDecrypt)
+		}
 		return c.decryptSkipped(i, m, ad)
 	}
 	h, ok := header{}, false
@@ -294,11 +326,17 @@ func (c *Session) decrypt(slot feed.Slot, m message, preamble []byte) ([]byte, e
 	if !dhStep && h.n < c.nr {
 		return nil, ErrDuplicate
 	}
+	if !dhStep && m.pq.kind != pqNone {
+		return nil, fmt.Errorf("%w: PQ field inside a chain", ErrDecrypt)
+	}
 	if dhStep {
+		if h.n != 0 {
+			return nil, ErrNotYet
+		}
 		if err := c.skip(h.pn); err != nil {
 			return nil, err
 		}
-		if err := c.dhRatchet(h); err != nil {
+		if err := c.dhRatchet(h, m.pq); err != nil {
 			return nil, err
 		}
 	}
@@ -368,8 +406,9 @@ func (c *Session) skip(until uint32) error {
 	return nil
 }
 
-// dhRatchet is DHRatchetHE.
-func (c *Session) dhRatchet(h header) error {
+// dhRatchet is DHRatchetHE, with the KEM ratchet's step between its two
+// halves (pq.go).
+func (c *Session) dhRatchet(h header, pq pqField) error {
 	c.pn, c.ns, c.nr = c.ns, 0, 0
 	c.hks, c.hasHKs, c.tks = c.nhks, true, topicStart(c.nhks)
 	c.hkr, c.hasHKr, c.tkr = c.nhkr, true, topicStart(c.nhkr)
@@ -380,6 +419,9 @@ func (c *Session) dhRatchet(h header) error {
 	}
 	c.rk, c.ckr, c.nhkr = kdfRK(c.rk, out)
 	c.hasCKr = true
+	if err := c.pqReceive(pq); err != nil {
+		return err
+	}
 	if c.dhsPriv, c.dhsPub, err = newKeyPair(c.rand); err != nil {
 		return err
 	}

@@ -1,9 +1,12 @@
 package ratchet
 
 import (
+	"crypto/mlkem"
+	"crypto/mlkem/mlkemtest"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"reflect"
 	"testing"
@@ -31,6 +34,9 @@ type vectors struct {
 	KDFCK struct {
 		CK, NextCK, MK, MessageKey, MessageNonce string
 	} `json:"kdf_ck"`
+	PQMix struct {
+		RK, CK, SS, NewRK, NewCK string
+	} `json:"pq_mix"`
 	Topic struct {
 		HK    string   `json:"hk"`
 		Slots []string `json:"slots"`
@@ -64,7 +70,7 @@ func buildVectors(t *testing.T) *vectors {
 	r := newDetRand("vectors")
 	var secret [32]byte
 	r.Read(secret[:])
-	dh := make([][32]byte, 4)
+	dh := make([][32]byte, 5) // DH1..DH4 and the ML-KEM shared secret
 	for i := range dh {
 		r.Read(dh[i][:])
 		v.X3DH.DH = append(v.X3DH.DH, h(dh[i][:]))
@@ -77,6 +83,9 @@ func buildVectors(t *testing.T) *vectors {
 	next, mk := kdfCK(ck)
 	key, nonce := messageKeys(mk)
 	v.KDFCK.CK, v.KDFCK.NextCK, v.KDFCK.MK, v.KDFCK.MessageKey, v.KDFCK.MessageNonce = h(ck[:]), h(next[:]), h(mk[:]), h(key), h(nonce)
+
+	prk, pck := pqMix(sk, ck, dh[4][:])
+	v.PQMix.RK, v.PQMix.CK, v.PQMix.SS, v.PQMix.NewRK, v.PQMix.NewCK = h(sk[:]), h(ck[:]), h(dh[4][:]), h(prk[:]), h(pck[:])
 
 	v.Topic.HK = h(hka[:])
 	for n := uint32(0); n < 4; n++ {
@@ -94,6 +103,8 @@ func buildVectors(t *testing.T) *vectors {
 
 func buildTranscript(t *testing.T) transcript {
 	r := newDetRand("transcript")
+	restore := deterministicKEM()
+	defer restore()
 	a, _ := NewIdentity(r)
 	b, _ := NewIdentity(r)
 	inv, pending, err := NewInvite(a, "alice", 24*3600e9, now, r)
@@ -180,4 +191,18 @@ func verifyTranscript(t *testing.T, tr *transcript) {
 			t.Fatalf("%q: %q %v", m.Plaintext, pt, err)
 		}
 	}
+}
+
+// deterministicKEM makes ML-KEM encapsulation draw its randomness from the
+// session's reader, for reproducible vectors; it returns the undo.
+func deterministicKEM() func() {
+	orig := encapsulate
+	encapsulate = func(ek *mlkem.EncapsulationKey768, rnd io.Reader) ([]byte, []byte, error) {
+		m := make([]byte, 32)
+		if _, err := io.ReadFull(rnd, m); err != nil {
+			return nil, nil, err
+		}
+		return mlkemtest.Encapsulate768(ek, m)
+	}
+	return func() { encapsulate = orig }
 }

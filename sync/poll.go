@@ -320,8 +320,8 @@ func (r *catchUpRound) apply(found []fetched) error {
 		if err == nil {
 			pt, err = r.sess.DecryptOpened(f.slot, opened[i].inner)
 		}
-		if errors.Is(err, ratchet.ErrDuplicate) {
-			continue
+		if errors.Is(err, ratchet.ErrDuplicate) || errors.Is(err, ratchet.ErrNotYet) {
+			continue // read before, or readable once its chain's first message is
 		}
 		if err != nil {
 			r.result.Problems = append(r.result.Problems, fmt.Errorf("%s: chunk at %v does not open: %w", r.name, f.slot, err))
