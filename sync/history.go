@@ -18,18 +18,24 @@ type Query struct {
 	Limit        int // the last Limit matching messages; 0: all
 }
 
-// History returns a conversation's messages in order.
+// History returns a conversation's messages in order. An UnseenOnly query
+// reads only the unseen messages, however long the history.
 func (a *Account) History(contact string, q Query) ([]Message, error) {
 	var out []Message
 	err := a.db.View(func(tx *bolt.Tx) error {
 		if _, err := loadConv(tx, contact); err != nil {
 			return err
 		}
+		messages := tx.Bucket(bucketMessages)
+		index := messages // scan the history itself…
+		if q.UnseenOnly {
+			index = tx.Bucket(bucketUnseen) // …or only the unseen index
+		}
 		p := contactPrefix(contact)
-		c := tx.Bucket(bucketMessages).Cursor()
-		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+		c := index.Cursor()
+		for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
 			m := new(messageRecord)
-			if err := decodeRecord("message", v, m); err != nil {
+			if err := decodeRecord("message", messages.Get(k), m); err != nil {
 				return err
 			}
 			if q.matches(m) {
@@ -63,6 +69,9 @@ func (a *Account) MarkSeen(msgs []Message) error {
 		mb := tx.Bucket(bucketMessages)
 		for _, msg := range msgs {
 			key := contactKey(msg.Contact, msg.Local)
+			if err := tx.Bucket(bucketUnseen).Delete(key); err != nil {
+				return err
+			}
 			m := new(messageRecord)
 			data := mb.Get(key)
 			if data == nil {

@@ -400,7 +400,11 @@ func (a *Account) deliver(tx *bolt.Tx, c *convRecord, env *envelope) (*Message, 
 	m := &messageRecord{Local: c.NextLocal, Dir: Incoming, Seq: env.Seq, Body: string(env.Body),
 		Sent: env.Sent, Received: a.opts.Now(), State: Received}
 	c.NextLocal++
-	if err := putRecord(tx.Bucket(bucketMessages), contactKey(c.Name, m.Local), m); err != nil {
+	key := contactKey(c.Name, m.Local)
+	if err := putRecord(tx.Bucket(bucketMessages), key, m); err != nil {
+		return nil, err
+	}
+	if err := tx.Bucket(bucketUnseen).Put(key, nil); err != nil {
 		return nil, err
 	}
 	pub := m.public(c.Name)

@@ -24,8 +24,9 @@ var (
 	bucketMessages = []byte("messages") // contact\0local → messageRecord
 	bucketOutIndex = []byte("outindex") // contact\0seq → local (our sent messages)
 	bucketHeld     = []byte("held")     // contact\0seq → envelope received out of order
+	bucketUnseen   = []byte("unseen")   // contact\0local → nothing: incoming messages not yet shown
 	allBuckets     = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
-		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld}
+		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen}
 )
 
 // ErrCorruptState reports a state record that does not decode or is
