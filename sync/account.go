@@ -146,10 +146,10 @@ func Create(dir, name string, tr transport.Transport, opts Options) (*Account, e
 		if err != nil {
 			return err
 		}
-		if err := b.Put([]byte("identity"), idb); err != nil {
+		if err := b.Put([]byte("identity"), sealValue(idb)); err != nil {
 			return err
 		}
-		return b.Put([]byte("name"), []byte(name))
+		return b.Put([]byte("name"), sealValue([]byte(name)))
 	})
 	if err != nil {
 		db.Close()
@@ -171,15 +171,22 @@ func Open(dir string, tr transport.Transport, opts Options) (*Account, error) {
 	a := &Account{db: db, tr: tr, opts: opts}
 	err = db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAccount)
-		idb := b.Get([]byte("identity"))
-		if idb == nil {
+		if b.Get([]byte("identity")) == nil {
 			return ErrNoAccount
+		}
+		idb, err := openValue("identity", b.Get([]byte("identity")))
+		if err != nil {
+			return err
+		}
+		name, err := openValue("account name", b.Get([]byte("name")))
+		if err != nil {
+			return err
 		}
 		id, err := ratchet.UnmarshalIdentity(idb)
 		if err != nil {
 			return fmt.Errorf("%w: identity: %v", ErrCorruptState, err)
 		}
-		a.id, a.name = id, string(b.Get([]byte("name")))
+		a.id, a.name = id, string(name)
 		return nil
 	})
 	if err != nil {
@@ -201,14 +208,25 @@ func openDB(dir string) (*bolt.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: state file %s cannot be opened: %v", ErrCorruptState, path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	// Create missing buckets, in a write transaction only when needed, so
+	// that opening never rewrites a file it need not (a damaged one, say).
+	missing := false
+	db.View(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
+			missing = missing || tx.Bucket(name) == nil
 		}
 		return nil
 	})
+	if missing {
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%w: state file %s: %v", ErrCorruptState, path, err)

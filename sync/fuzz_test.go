@@ -34,11 +34,11 @@ func FuzzParseEnvelope(f *testing.F) {
 // never a panic, and never accepted when it breaks an invariant.
 func FuzzDecodeRecords(f *testing.F) {
 	fuzzseed.Add(f, "FuzzDecodeRecords", *update,
-		[]byte(`{"name":"bob","session":"AQ==","next_seq":3,"peer_acked":1,"recv_contig":2}`),
-		[]byte(`{"seq":1,"kind":1,"slot":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","chunk":""}`),
-		[]byte(`{"local":1,"dir":2,"seq":1,"body":"hi"}`),
-		[]byte(`{"pending":"AQ==","label":"bob"}`),
-		[]byte(`{`))
+		sealValue([]byte(`{"name":"bob","session":"AQ==","next_seq":3,"peer_acked":1,"recv_contig":2}`)),
+		sealValue([]byte(`{"seq":1,"kind":1,"slot":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","chunk":""}`)),
+		sealValue([]byte(`{"local":1,"dir":2,"seq":1,"body":"hi"}`)),
+		sealValue([]byte(`{"pending":"AQ==","label":"bob"}`)),
+		sealValue([]byte(`{`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c convRecord
 		if decodeRecord("contact", b, &c) == nil && c.PeerAcked >= c.NextSeq {

@@ -356,7 +356,7 @@ func (a *Account) apply(tx *bolt.Tx, c *convRecord, env *envelope) (delivered, r
 	case env.Seq > c.RecvContig+maxHeldAhead:
 		return nil, read, nil // cannot be honest: we would never have skipped that far
 	case env.Seq > c.RecvContig+1:
-		return nil, read, held.Put(contactKey(c.Name, env.Seq), env.marshal())
+		return nil, read, held.Put(contactKey(c.Name, env.Seq), sealValue(env.marshal()))
 	}
 	for env != nil {
 		m, err := a.deliver(tx, c, env)
@@ -379,6 +379,10 @@ func takeHeld(held *bolt.Bucket, contact string, seq uint64) (*envelope, error) 
 	data := held.Get(key)
 	if data == nil {
 		return nil, nil
+	}
+	data, err := openValue("held message", data)
+	if err != nil {
+		return nil, err
 	}
 	env, err := parseEnvelope(data)
 	if err != nil {
@@ -472,16 +476,15 @@ func (a *Account) pollInvites(ctx context.Context, res *PollResult) error {
 	}
 	var list []pending
 	now := a.opts.Now()
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketInvites)
-		var expired [][]byte
-		err := b.ForEach(func(k, v []byte) error {
+	var expired [][]byte
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketInvites).ForEach(func(k, v []byte) error {
 			r := new(inviteRecord)
 			if err := decodeRecord("invite", v, r); err != nil {
 				return err
 			}
 			if now.After(r.Expires.Add(inviteGrace)) {
-				expired = append(expired, k)
+				expired = append(expired, append([]byte(nil), k...))
 				return nil
 			}
 			p, err := ratchet.UnmarshalPendingInvite(r.Pending)
@@ -491,13 +494,17 @@ func (a *Account) pollInvites(ctx context.Context, res *PollResult) error {
 			list = append(list, pending{append([]byte(nil), k...), r, p})
 			return nil
 		})
-		for _, k := range expired {
-			if err == nil {
-				err = b.Delete(k)
-			}
-		}
-		return err
 	})
+	if err == nil && len(expired) > 0 {
+		err = a.db.Update(func(tx *bolt.Tx) error {
+			for _, k := range expired {
+				if err := tx.Bucket(bucketInvites).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil || len(list) == 0 {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"regexp"
 	"time"
 
@@ -142,6 +143,10 @@ type validator interface{ validate() error }
 // decodeRecord decodes a JSON state record and validates it; what names the
 // record in the error.
 func decodeRecord(what string, b []byte, v validator) error {
+	b, err := openValue(what, b)
+	if err != nil {
+		return err
+	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrCorruptState, what, err)
 	}
@@ -156,7 +161,27 @@ func putRecord(b *bolt.Bucket, key []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	return b.Put(key, data)
+	return b.Put(key, sealValue(data))
+}
+
+// Every stored value ends with a CRC-32C of the rest: bbolt checksums only its
+// meta pages, and a bit flipped on disk inside a value must be an error, not
+// a changed message or key.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func sealValue(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(append([]byte(nil), b...), crc32.Checksum(b, castagnoli))
+}
+
+func openValue(what string, b []byte) ([]byte, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%w: %s: missing or truncated", ErrCorruptState, what)
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, fmt.Errorf("%w: %s: checksum mismatch (damaged on disk)", ErrCorruptState, what)
+	}
+	return body, nil
 }
 
 // contactKey returns contact\0n, ordering a contact's records by n.

@@ -397,3 +397,42 @@ func findSlot(t *testing.T, a *sync.Account, seq uint64) feed.Slot {
 	}
 	return s
 }
+
+// A bit flipped on disk inside a stored value (a message, a session, the
+// identity) is an error naming the damage, never a silently changed value;
+// the file is left as it was.
+func TestFlippedBitsInStateFile(t *testing.T) {
+	for _, target := range []string{`"body":"find me"`, `"session":`, "identity-value"} {
+		p := newPair(t)
+		send(t, p.alice, "bob", "find me")
+		poll(t, p.bob)
+		p.bob.Close()
+		path := filepath.Join(p.dirB, "state.db")
+		data, _ := os.ReadFile(path)
+		i := strings.Index(string(data), target)
+		if target == "identity-value" {
+			i = strings.Index(string(data), "identity") + len("identity") + 5
+		}
+		if i < 0 {
+			t.Fatalf("%s not found in the state file", target)
+		}
+		data[i+len(target)/2] ^= 0x08
+		os.WriteFile(path, data, 0o600)
+		before, _ := os.ReadFile(path)
+		var err error
+		bob, err := sync.Open(p.dirB, direct(p.store), sync.Options{})
+		if err == nil {
+			_, err = bob.History("alice", sync.Query{})
+			if err == nil {
+				_, err = bob.Poll(ctx, nil)
+			}
+			bob.Close()
+		}
+		if !errors.Is(err, sync.ErrCorruptState) || !strings.Contains(err.Error(), "damaged on disk") {
+			t.Errorf("flipped bit in %s: %v", target, err)
+		}
+		if after, _ := os.ReadFile(path); string(after) != string(before) {
+			t.Errorf("flipped bit in %s: the state file was modified", target)
+		}
+	}
+}
