@@ -13,10 +13,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// PollResult reports what one Poll found.
+// PollResult reports what one Poll found. New and Read list at most
+// MaxListed messages each (the latest), so that a catch-up of any size runs
+// in bounded memory; NewCount and ReadCount count them all, and History has
+// every one.
 type PollResult struct {
-	New      []Message // incoming messages delivered, in order per contact
-	Read     []Message // our messages the peer newly acknowledged
+	New       []Message // incoming messages delivered, in order per contact
+	Read      []Message // our messages the peer newly acknowledged
+	NewCount  int
+	ReadCount int
 	Joined   []string  // contacts who used one of our invites
 	Problems []error   // chunks that did not open, malformed messages: reported, skipped
 	Fetched  int       // slots fetched
@@ -26,6 +31,18 @@ type PollResult struct {
 // Progress is called after each catch-up round with the contact and how many
 // messages were delivered so far in this Poll.
 type Progress func(contact string, delivered int)
+
+// MaxListed bounds the messages a PollResult lists.
+const MaxListed = 1000
+
+// keepLast appends add to list and keeps the last MaxListed.
+func keepLast(list, add []Message) []Message {
+	list = append(list, add...)
+	if extra := len(list) - MaxListed; extra > 0 {
+		list = append(list[:0:0], list[extra:]...)
+	}
+	return list
+}
 
 // maxHeldAhead bounds how far ahead of the next expected sequence number a
 // message may be held for in-order delivery.
@@ -303,8 +320,8 @@ func (r *catchUpRound) commit(res *PollResult, withAck bool) (*outboxRecord, err
 	if err != nil {
 		return nil, err
 	}
-	res.New = append(res.New, r.result.New...)
-	res.Read = append(res.Read, r.result.Read...)
+	res.New, res.NewCount = keepLast(res.New, r.result.New), res.NewCount+len(r.result.New)
+	res.Read, res.ReadCount = keepLast(res.Read, r.result.Read), res.ReadCount+len(r.result.Read)
 	res.Problems = append(res.Problems, r.result.Problems...)
 	r.delivered += len(r.result.New)
 	return ack, nil

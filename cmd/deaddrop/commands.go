@@ -194,8 +194,19 @@ func (c *cli) report(res *deaddrop.PollResult) {
 	for _, name := range res.Joined {
 		fmt.Fprintf(c.out, "%s accepted your invite\n", name)
 	}
-	if n := len(res.Read); n > 0 {
-		fmt.Fprintf(c.out, "%s read %d of your messages\n", res.Read[n-1].Contact, n)
+	var order []string
+	counts := map[string]int{}
+	for _, m := range res.Read {
+		if counts[m.Contact] == 0 {
+			order = append(order, m.Contact)
+		}
+		counts[m.Contact]++
+	}
+	for _, name := range order {
+		fmt.Fprintf(c.out, "%s read %d of your messages\n", name, counts[name])
+	}
+	if more := res.ReadCount - len(res.Read); more > 0 {
+		fmt.Fprintf(c.out, "(and %d earlier ones)\n", more)
 	}
 	for _, p := range res.Problems {
 		fmt.Fprintf(c.err, "warning: %v\n", p)
