@@ -22,10 +22,10 @@ type PollResult struct {
 	Read      []Message // our messages the peer newly acknowledged
 	NewCount  int
 	ReadCount int
-	Joined   []string  // contacts who used one of our invites
-	Problems []error   // chunks that did not open, malformed messages: reported, skipped
-	Fetched  int       // slots fetched
-	Rounds   int       // fetch rounds (round trips when the store is remote)
+	Joined    []string // contacts who used one of our invites
+	Problems  []error  // chunks that did not open, malformed messages: reported, skipped
+	Fetched   int      // slots fetched
+	Rounds    int      // fetch rounds (round trips when the store is remote)
 }
 
 // Progress is called after each catch-up round with the contact and how many
