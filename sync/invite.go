@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/ratchet"
 	bolt "go.etcd.io/bbolt"
 )
@@ -93,4 +95,107 @@ func (a *Account) Accept(ctx context.Context, invite, name string) (string, erro
 	}
 	a.put(ctx, name, out) // a failure leaves it queued for Republish
 	return name, nil
+}
+
+// inviteGrace is how long after its expiry an invite's rendezvous slot is
+// still polled, for a joiner who accepted just before the deadline.
+const inviteGrace = 7 * 24 * time.Hour
+
+func (a *Account) pollInvites(ctx context.Context, res *PollResult) error {
+	type pending struct {
+		id  []byte
+		rec *inviteRecord
+		p   *ratchet.PendingInvite
+	}
+	var list []pending
+	now := a.opts.Now()
+	var expired [][]byte
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketInvites).ForEach(func(k, v []byte) error {
+			r := new(inviteRecord)
+			if err := decodeRecord("invite", v, r); err != nil {
+				return err
+			}
+			if now.After(r.Expires.Add(inviteGrace)) {
+				expired = append(expired, append([]byte(nil), k...))
+				return nil
+			}
+			p, err := ratchet.UnmarshalPendingInvite(r.Pending)
+			if err != nil {
+				return fmt.Errorf("%w: invite for %s: %v", ErrCorruptState, r.Label, err)
+			}
+			list = append(list, pending{append([]byte(nil), k...), r, p})
+			return nil
+		})
+	})
+	if err == nil && len(expired) > 0 {
+		err = a.db.Update(func(tx *bolt.Tx) error {
+			for _, k := range expired {
+				if err := tx.Bucket(bucketInvites).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	slots := make([]feed.Slot, len(list))
+	for i, p := range list {
+		slots[i] = p.p.Rendezvous()
+	}
+	results := a.fetchAll(ctx, slots)
+	res.Fetched += len(slots)
+	res.Rounds++
+	for i, r := range results {
+		if r.err != nil {
+			continue // not yet used, or the store is down: try next Poll
+		}
+		name, err := a.join(list[i].id, list[i].rec, list[i].p, r.chunk)
+		if err != nil {
+			res.Problems = append(res.Problems, fmt.Errorf("invite for %s: %w", list[i].rec.Label, err))
+			continue
+		}
+		res.Joined = append(res.Joined, name)
+	}
+	return nil
+}
+
+// join turns a pending invite whose rendezvous slot holds the joiner's first
+// message into a conversation, and consumes the invite, in one transaction.
+func (a *Account) join(id []byte, rec *inviteRecord, p *ratchet.PendingInvite, chunk []byte) (string, error) {
+	now := a.opts.Now()
+	sess, _, peerName, pt, err := ratchet.AcceptInit(a.id, p, chunk, now)
+	if err != nil {
+		return "", err
+	}
+	env, err := parseEnvelope(pt)
+	if err != nil {
+		return "", err
+	}
+	if env.Kind != KindHello || env.Seq != 1 {
+		return "", fmt.Errorf("first message is %v #%d, want hello #1", env.Kind, env.Seq)
+	}
+	name := rec.Label
+	if name == "" {
+		name = peerName
+	}
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketInvites).Get(id) == nil {
+			return errors.New("invite already used")
+		}
+		if tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
+			return fmt.Errorf("a contact named %q already exists", name)
+		}
+		c := &convRecord{Name: name, NextSeq: 1, NextLocal: 1, Created: now, InviteID: id}
+		if _, _, err := a.apply(tx, c, env); err != nil {
+			return err
+		}
+		if err := saveConv(tx, c, sess); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketInvites).Delete(id)
+	})
+	return name, err
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	gosync "sync"
 	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
@@ -90,50 +88,6 @@ func (a *Account) contactNames() ([]string, error) {
 	return names, err
 }
 
-// fetched is the outcome of one Get.
-type fetched struct {
-	slot  feed.Slot
-	chunk []byte
-	err   error
-}
-
-// fetchAll gets every slot in parallel and returns the outcomes in the order
-// of slots.
-func (a *Account) fetchAll(ctx context.Context, slots []feed.Slot) []fetched {
-	out := make([]fetched, len(slots))
-	var wg gosync.WaitGroup
-	for i, s := range slots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := a.tr.Get(ctx, s)
-			out[i] = fetched{s, c, err}
-		}()
-	}
-	wg.Wait()
-	return out
-}
-
-// splitFetched separates found chunks from misses. A store failure (anything
-// but not-found) aborts the round: catching up past a slot we could not read
-// would not lose it (skipped keys remain), but reporting it is clearer.
-func splitFetched(results []fetched) (found []fetched, err error) {
-	var errs []error
-	for _, r := range results {
-		switch {
-		case r.err == nil:
-			found = append(found, r)
-		case errors.Is(r.err, feed.ErrNotFound):
-		default:
-			errs = append(errs, r.err)
-		}
-	}
-	if len(found) == 0 && len(errs) > 0 {
-		return nil, errs[0]
-	}
-	return found, nil
-}
-
 // Catch-up commits at least this often, so that a long catch-up neither holds
 // the state lock for long nor keeps unbounded results in memory. Nothing is
 // acknowledged or shown before its commit, so a crash in between only costs
@@ -202,69 +156,6 @@ func (a *Account) catchUp(ctx context.Context, name string, res *PollResult, pro
 	}
 	a.put(ctx, name, ack) // a failure leaves it queued for Republish
 	return nil
-}
-
-type openResult struct {
-	inner ratchet.Opened
-	err   error
-}
-
-// openAll removes the outer layer of every chunk, using every CPU.
-func openAll(found []fetched) []openResult {
-	out := make([]openResult, len(found))
-	workers := min(runtime.GOMAXPROCS(0), len(found))
-	var wg gosync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(found); i += workers {
-				inner, err := ratchet.OpenChunk(found[i].slot, found[i].chunk)
-				out[i] = openResult{inner, err}
-			}
-		}()
-	}
-	wg.Wait()
-	return out
-}
-
-// fetchPlan decides what a catch-up fetches next: never a slot twice in one
-// Poll, and nothing in a chain past a slot found empty. Messages of a chain
-// are written in order, so a miss marks its end for now; a message whose put
-// failed and left a hole is found on a later Poll, after its republish.
-type fetchPlan struct {
-	done      map[feed.Slot]bool
-	firstMiss map[uint64]uint32 // chain tag → lowest index found empty
-}
-
-func newFetchPlan() *fetchPlan {
-	return &fetchPlan{done: map[feed.Slot]bool{}, firstMiss: map[uint64]uint32{}}
-}
-
-func (p *fetchPlan) next(targets []ratchet.Target) []ratchet.Target {
-	var out []ratchet.Target
-	for _, t := range targets {
-		if p.done[t.Slot] {
-			continue
-		}
-		if miss, ok := p.firstMiss[t.Chain]; ok && t.Kind != ratchet.Skipped && t.Index > miss {
-			continue
-		}
-		p.done[t.Slot] = true
-		out = append(out, t)
-	}
-	return out
-}
-
-func (p *fetchPlan) record(targets []ratchet.Target, results []fetched) {
-	for i, t := range targets {
-		if t.Kind == ratchet.Skipped || !errors.Is(results[i].err, feed.ErrNotFound) {
-			continue
-		}
-		if miss, ok := p.firstMiss[t.Chain]; !ok || t.Index < miss {
-			p.firstMiss[t.Chain] = t.Index
-		}
-	}
 }
 
 // catchUpRound is one write transaction of a catch-up and what it will
@@ -479,107 +370,4 @@ func (a *Account) sendOwedAck(ctx context.Context, name string) error {
 	}
 	a.put(ctx, name, out) // failure: stays queued, Republish retries
 	return nil
-}
-
-// inviteGrace is how long after its expiry an invite's rendezvous slot is
-// still polled, for a joiner who accepted just before the deadline.
-const inviteGrace = 7 * 24 * time.Hour
-
-func (a *Account) pollInvites(ctx context.Context, res *PollResult) error {
-	type pending struct {
-		id  []byte
-		rec *inviteRecord
-		p   *ratchet.PendingInvite
-	}
-	var list []pending
-	now := a.opts.Now()
-	var expired [][]byte
-	err := a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketInvites).ForEach(func(k, v []byte) error {
-			r := new(inviteRecord)
-			if err := decodeRecord("invite", v, r); err != nil {
-				return err
-			}
-			if now.After(r.Expires.Add(inviteGrace)) {
-				expired = append(expired, append([]byte(nil), k...))
-				return nil
-			}
-			p, err := ratchet.UnmarshalPendingInvite(r.Pending)
-			if err != nil {
-				return fmt.Errorf("%w: invite for %s: %v", ErrCorruptState, r.Label, err)
-			}
-			list = append(list, pending{append([]byte(nil), k...), r, p})
-			return nil
-		})
-	})
-	if err == nil && len(expired) > 0 {
-		err = a.db.Update(func(tx *bolt.Tx) error {
-			for _, k := range expired {
-				if err := tx.Bucket(bucketInvites).Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err != nil || len(list) == 0 {
-		return err
-	}
-	slots := make([]feed.Slot, len(list))
-	for i, p := range list {
-		slots[i] = p.p.Rendezvous()
-	}
-	results := a.fetchAll(ctx, slots)
-	res.Fetched += len(slots)
-	res.Rounds++
-	for i, r := range results {
-		if r.err != nil {
-			continue // not yet used, or the store is down: try next Poll
-		}
-		name, err := a.join(list[i].id, list[i].rec, list[i].p, r.chunk)
-		if err != nil {
-			res.Problems = append(res.Problems, fmt.Errorf("invite for %s: %w", list[i].rec.Label, err))
-			continue
-		}
-		res.Joined = append(res.Joined, name)
-	}
-	return nil
-}
-
-// join turns a pending invite whose rendezvous slot holds the joiner's first
-// message into a conversation, and consumes the invite, in one transaction.
-func (a *Account) join(id []byte, rec *inviteRecord, p *ratchet.PendingInvite, chunk []byte) (string, error) {
-	now := a.opts.Now()
-	sess, _, peerName, pt, err := ratchet.AcceptInit(a.id, p, chunk, now)
-	if err != nil {
-		return "", err
-	}
-	env, err := parseEnvelope(pt)
-	if err != nil {
-		return "", err
-	}
-	if env.Kind != KindHello || env.Seq != 1 {
-		return "", fmt.Errorf("first message is %v #%d, want hello #1", env.Kind, env.Seq)
-	}
-	name := rec.Label
-	if name == "" {
-		name = peerName
-	}
-	err = a.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketInvites).Get(id) == nil {
-			return errors.New("invite already used")
-		}
-		if tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
-			return fmt.Errorf("a contact named %q already exists", name)
-		}
-		c := &convRecord{Name: name, NextSeq: 1, NextLocal: 1, Created: now, InviteID: id}
-		if _, _, err := a.apply(tx, c, env); err != nil {
-			return err
-		}
-		if err := saveConv(tx, c, sess); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketInvites).Delete(id)
-	})
-	return name, err
 }

@@ -23,13 +23,11 @@ func (c *cli) chatCmd() *cobra.Command {
 			if every < 100*time.Millisecond {
 				return usageError{fmt.Errorf("--every must be at least 100ms, got %v", every)}
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := c.open(ctx)
+			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer done()
 			return c.chat(ctx, cl, a[0], every)
 		},
 	}

@@ -43,13 +43,11 @@ func (c *cli) inviteCmd() *cobra.Command {
 			if err := sync.ValidName(a[0]); err != nil {
 				return usageError{err}
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := c.open(ctx)
+			_, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer done()
 			inv, err := cl.Invite(a[0])
 			if err != nil {
 				return err
@@ -77,13 +75,11 @@ func (c *cli) acceptCmd() *cobra.Command {
 					return usageError{err}
 				}
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := c.open(ctx)
+			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer done()
 			name, err := cl.Accept(ctx, strings.TrimSpace(text), as)
 			if err != nil {
 				return err
@@ -111,13 +107,11 @@ func (c *cli) sendCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := c.open(ctx)
+			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer done()
 			m, err := cl.Send(ctx, a[0], body)
 			if errors.Is(err, sync.ErrNotStored) {
 				fmt.Fprintf(c.out, "queued for %s: %v\n", a[0], err)
@@ -155,13 +149,11 @@ func (c *cli) readCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := c.open(ctx)
+			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer done()
 			res, rerr := cl.Receive(ctx, c.progress())
 			c.report(res)
 			if err := c.showUnseen(cl, a); err != nil {
@@ -253,13 +245,11 @@ func (c *cli) republishCmd() *cobra.Command {
 		Short: "Put every unacknowledged message to the store again now (after a store restart or outage)",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := c.open(ctx)
+			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer done()
 			n, err := cl.RepublishAll(ctx)
 			if err != nil {
 				return fmt.Errorf("republished %d messages, some failed (they stay in the outbox): %w", n, err)
@@ -276,13 +266,11 @@ func (c *cli) contactsCmd() *cobra.Command {
 		Short: "List contacts and their fingerprints",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := c.open(ctx)
+			_, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer done()
 			contacts, err := cl.Contacts()
 			if err != nil {
 				return err
@@ -304,13 +292,11 @@ func (c *cli) statusCmd() *cobra.Command {
 		Short: "Show the account, its store, conversations and the outbox",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := c.open(ctx)
+			_, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer done()
 			return c.printStatus(cl)
 		},
 	}
@@ -360,13 +346,11 @@ func (c *cli) historyCmd() *cobra.Command {
 		Short: "Show a conversation's history with each message's state",
 		Args:  args(1, "one argument: the contact"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			cl, err := c.open(ctx)
+			_, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer done()
 			q := deaddrop.Query{Limit: limit}
 			now := time.Now()
 			if since > 0 {

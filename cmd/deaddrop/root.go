@@ -67,6 +67,18 @@ func (c *cli) open(ctx context.Context) (*deaddrop.Client, error) {
 	return deaddrop.Open(ctx, c.home, c.config())
 }
 
+// session opens the account for one command, with a context cancelled by
+// Ctrl-C; done releases both.
+func (c *cli) session() (context.Context, *deaddrop.Client, func(), error) {
+	ctx, cancel := signalContext()
+	cl, err := c.open(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, cl, func() { cl.Close(); cancel() }, nil
+}
+
 // signalContext is cancelled by Ctrl-C or SIGTERM, so that a command stops at
 // a transaction boundary rather than mid-write.
 func signalContext() (context.Context, context.CancelFunc) {
