@@ -24,7 +24,7 @@ import (
 // read on alice's side. Trials are seeded: a failure names its seed.
 //
 // DEADDROP_CRASH_TRIALS sets the number of trials per store (default 200 on
-// the embedded store, 100 on Bee); make stress raises it.
+// each store); make stress raises it to 2,000.
 
 func trials(def int) int {
 	if n, err := strconv.Atoi(os.Getenv("DEADDROP_CRASH_TRIALS")); err == nil && n > 0 {
@@ -41,7 +41,7 @@ func TestCrashConsistencyEmbedded(t *testing.T) {
 }
 
 func TestCrashConsistencySwarm(t *testing.T) {
-	runTrials(t, trials(200)/2, func(t *testing.T) (string, func(*rand.Rand)) {
+	runTrials(t, trials(200), func(t *testing.T) (string, func(*rand.Rand)) {
 		node := devnode.StartBee(t)
 		return "swarm:" + node.URL, func(*rand.Rand) {
 			if err := node.Restart(); err != nil { // comes back empty
