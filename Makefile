@@ -26,10 +26,9 @@ demo-ipfs: build
 ## test: static checks, then every test, including those against real Bee
 ## and Kubo nodes (built from the Go module proxy and cached outside the repo
 ## on first use).
-test: check
+test: check fuzz-short
 	DEADDROP_BEE=$$(bash scripts/bee.sh) DEADDROP_KUBO=$$(bash scripts/kubo.sh) \
 		$(GO) test $(TESTFLAGS) $(PKGS)
-	$(MAKE) fuzz-short
 
 ## stress: the crash-consistency harness with ten times the trials.
 stress:
