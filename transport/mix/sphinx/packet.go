@@ -19,13 +19,27 @@ type Hop struct {
 // hops). Unused routing space is random, not zero, so the packet does not
 // reveal the path's length.
 func NewPacket(path []Hop, message []byte, rand io.Reader) ([]byte, error) {
+	header, keys, err := newHeader(path, rand)
+	if err != nil {
+		return nil, err
+	}
+	payload := append(make([]byte, tagSize), message...)
+	for i := len(keys) - 1; i >= 0; i-- {
+		encryptPayload(keys[i].payload, keys[i].headerIV, payload)
+	}
+	return append(header, payload...), nil
+}
+
+// newHeader builds a packet header for path and returns it with the keys
+// each hop will derive.
+func newHeader(path []Hop, rand io.Reader) ([]byte, []hopKeys, error) {
 	n := len(path)
 	if n == 0 || n > MaxHops {
-		return nil, fmt.Errorf("sphinx: a path of %d hops (1 to %d)", n, MaxHops)
+		return nil, nil, fmt.Errorf("sphinx: a path of %d hops (1 to %d)", n, MaxHops)
 	}
 	alphas, keys, err := hopSecrets(path, rand)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ad := []byte{0, 0}
 	streams := make([][]byte, n)
@@ -45,11 +59,11 @@ func NewPacket(path []Hop, message []byte, rand io.Reader) ([]byte, error) {
 	}
 	last, err := hopBlock(path[n-1].Commands, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pad := make([]byte, routingSize-perHopSize*n)
 	if _, err := io.ReadFull(rand, pad); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	beta := append(last, pad...)
 	xor(beta, streams[n-1])
@@ -61,19 +75,15 @@ func NewPacket(path []Hop, message []byte, rand io.Reader) ([]byte, error) {
 		copy(next.MAC[:], gamma)
 		block, err := hopBlock(path[i].Commands, &next)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		b := append(block, beta[:routingSize-perHopSize]...)
 		xor(b, streams[i])
 		beta = b
 		gamma = headerMAC(keys[i].headerMAC, ad, alphas[i], beta)
 	}
-	payload := append(make([]byte, tagSize), message...)
-	for i := n - 1; i >= 0; i-- {
-		encryptPayload(keys[i].payload, keys[i].headerIV, payload)
-	}
-	packet := append(append(append(append([]byte{}, ad...), alphas[0]...), beta...), gamma...)
-	return append(packet, payload...), nil
+	header := append(append(append(append([]byte{}, ad...), alphas[0]...), beta...), gamma...)
+	return header, keys, nil
 }
 
 // hopSecrets draws the packet's ephemeral key and derives, for every hop, the

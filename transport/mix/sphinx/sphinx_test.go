@@ -232,3 +232,45 @@ func BenchmarkUnwrap(b *testing.B) {
 		}
 	}
 }
+
+// A reply through a SURB: the replier knows nothing of the path; the client
+// reads the reply; a tampered reply is detected.
+func TestSURBReply(t *testing.T) {
+	for hops := 1; hops <= MaxHops; hops++ {
+		nodes := newNodes(t, hops)
+		var id SURBReply
+		copy(id.ID[:], "surb-0001")
+		nodes[hops-1].hop.Commands = append(nodes[hops-1].hop.Commands, id)
+		surb, keys, err := NewSURB(path(nodes), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(surb) != 572 {
+			t.Fatalf("SURB of %d bytes", len(surb))
+		}
+		reply := []byte("chunk of slot 7f3a…")
+		pkt, first, err := NewReply(surb, reply)
+		if err != nil || first != nodes[0].hop.ID {
+			t.Fatalf("NewReply: %v", err)
+		}
+		var last *Unwrapped
+		for _, n := range nodes {
+			if last, err = Unwrap(n.priv, pkt); err != nil {
+				t.Fatal(err)
+			}
+			pkt = last.Next
+		}
+		if c, ok := last.Commands[len(last.Commands)-1].(SURBReply); !ok || c.ID != id.ID {
+			t.Fatalf("last hop commands %v", last.Commands)
+		}
+		got, err := keys.Open(last.Payload)
+		if err != nil || !bytes.Equal(got, reply) {
+			t.Fatalf("%d hops: reply %q, %v", hops, got, err)
+		}
+		bad := bytes.Clone(last.Payload)
+		bad[40] ^= 1
+		if _, err := keys.Open(bad); !errors.Is(err, ErrTagged) {
+			t.Fatalf("tampered reply: %v", err)
+		}
+	}
+}
