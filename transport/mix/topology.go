@@ -1,0 +1,156 @@
+// Package mix is deaddrop's mix transport, after Loopix (Piotrowska et al.,
+// 2017): clients send fixed-size Sphinx packets through three mix layers to a
+// gateway that executes the feed operation (put or get a slot) against its
+// store and answers through the client's SURB. Each hop delays each packet
+// by an exponentially distributed time the sender chose; clients send at
+// Poisson-distributed times, filling empty slots with drop cover, and add
+// loop cover; mixes add their own loops. The storage node sees only the
+// gateway; the gateway sees requests but not who sent them.
+package mix
+
+import (
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"crypto/ecdh"
+)
+
+// Layers: mixes are in layers 1–3; the gateway is layer 0.
+const (
+	GatewayLayer = 0
+	Layers       = 3
+)
+
+// NodeInfo describes one node in the topology.
+type NodeInfo struct {
+	ID    string `json:"id"` // hex, 32 bytes
+	Layer int    `json:"layer"`
+	Addr  string `json:"addr"` // host:port
+	// Keys maps an epoch number to the node's X25519 public key (hex) for it.
+	Keys map[int64]string `json:"keys"`
+}
+
+// Topology is the signed directory nodes and clients read.
+type Topology struct {
+	Epoch0        time.Time     `json:"epoch0"`         // start of epoch 0
+	EpochDuration time.Duration `json:"epoch_duration"` // key rotation period
+	Grace         time.Duration `json:"grace"`          // previous key still accepted
+	Nodes         []NodeInfo    `json:"nodes"`
+	DirectoryKey  string        `json:"directory_key"` // Ed25519 public key, hex
+	Signature     string        `json:"signature"`     // over the canonical JSON without it
+}
+
+// Epoch returns the epoch at time t.
+func (t *Topology) Epoch(at time.Time) int64 {
+	return int64(at.Sub(t.Epoch0) / t.EpochDuration)
+}
+
+func (t *Topology) signedBytes() []byte {
+	c := *t
+	c.Signature = ""
+	b, _ := json.Marshal(c)
+	return b
+}
+
+// Sign signs the topology with the directory key.
+func (t *Topology) Sign(key ed25519.PrivateKey) {
+	t.DirectoryKey = hex.EncodeToString(key.Public().(ed25519.PublicKey))
+	t.Signature = hex.EncodeToString(ed25519.Sign(key, t.signedBytes()))
+}
+
+// ErrTopology reports a topology that cannot be used.
+var ErrTopology = errors.New("mix: bad topology")
+
+// LoadTopology reads and verifies a topology file. If trusted is not empty,
+// the directory key must be it.
+func LoadTopology(path, trusted string) (*Topology, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t := new(Topology)
+	if err := json.Unmarshal(data, t); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrTopology, path, err)
+	}
+	return t, t.Verify(trusted)
+}
+
+// Verify checks the signature and the structure.
+func (t *Topology) Verify(trusted string) error {
+	pub, err := hex.DecodeString(t.DirectoryKey)
+	sig, err2 := hex.DecodeString(t.Signature)
+	if err != nil || err2 != nil || len(pub) != ed25519.PublicKeySize ||
+		!ed25519.Verify(pub, t.signedBytes(), sig) {
+		return fmt.Errorf("%w: signature does not verify", ErrTopology)
+	}
+	if trusted != "" && trusted != t.DirectoryKey {
+		return fmt.Errorf("%w: signed by %s, not the trusted directory key", ErrTopology, t.DirectoryKey)
+	}
+	if t.EpochDuration <= 0 {
+		return fmt.Errorf("%w: no epoch duration", ErrTopology)
+	}
+	for l := GatewayLayer; l <= Layers; l++ {
+		if len(t.layer(l)) == 0 {
+			return fmt.Errorf("%w: no node in layer %d", ErrTopology, l)
+		}
+	}
+	return nil
+}
+
+func (t *Topology) layer(l int) []NodeInfo {
+	var out []NodeInfo
+	for _, n := range t.Nodes {
+		if n.Layer == l {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (t *Topology) node(id [32]byte) (NodeInfo, bool) {
+	h := hex.EncodeToString(id[:])
+	for _, n := range t.Nodes {
+		if n.ID == h {
+			return n, true
+		}
+	}
+	return NodeInfo{}, false
+}
+
+// nodeKey derives a node's X25519 private key for an epoch from its secret
+// seed: keys rotate every epoch and old ones can be deleted.
+func nodeKey(seed [32]byte, epoch int64) [32]byte {
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], uint64(epoch))
+	b, _ := hkdf.Key(sha256.New, seed[:], e[:], "deaddrop mix epoch key", 32)
+	return [32]byte(b)
+}
+
+func publicOf(priv [32]byte) [32]byte {
+	k, _ := ecdh.X25519().NewPrivateKey(priv[:])
+	return [32]byte(k.PublicKey().Bytes())
+}
+
+func decodeID(s string) ([32]byte, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 32 {
+		return [32]byte{}, fmt.Errorf("%w: node id %q", ErrTopology, s)
+	}
+	return [32]byte(b), nil
+}
+
+func (n NodeInfo) key(epoch int64) ([32]byte, error) {
+	b, err := hex.DecodeString(n.Keys[epoch])
+	if err != nil || len(b) != 32 {
+		return [32]byte{}, fmt.Errorf("%w: node %s has no key for epoch %d", ErrTopology, n.ID[:8], epoch)
+	}
+	return [32]byte(b), nil
+}
