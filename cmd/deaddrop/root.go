@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/transport/mix"
 	"github.com/spf13/cobra"
 )
 
@@ -21,6 +22,7 @@ type cli struct {
 	home     string
 	store    string
 	window   int
+	mix      string
 }
 
 func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
@@ -39,8 +41,9 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	pf.StringVar(&c.home, "home", defaultHome(), "account directory ($DEADDROP_HOME)")
 	pf.StringVar(&c.store, "store", "", "store: embedded:<dir>, swarm:<Bee API URL> or ipfs:<Kubo RPC URL> (default: the account's)")
 	pf.IntVar(&c.window, "window", 0, "catch-up window: slots fetched in parallel (default 64)")
+	pf.StringVar(&c.mix, "mix", "", "route every store operation through the mix network of this topology file")
 	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.readCmd(),
-		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd())
+		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd(), c.mixCmd())
 	return root
 }
 
@@ -64,7 +67,17 @@ func (c *cli) open(ctx context.Context) (*deaddrop.Client, error) {
 	if c.window < 0 || c.window > 1024 {
 		return nil, usageError{fmt.Errorf("--window must be between 1 and 1024, got %d", c.window)}
 	}
-	return deaddrop.Open(ctx, c.home, c.config())
+	cfg := c.config()
+	if c.mix != "" {
+		topo, err := mix.LoadTopology(c.mix, "")
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Transport, err = mix.Dial(ctx, topo, mix.DefaultParams()); err != nil {
+			return nil, err
+		}
+	}
+	return deaddrop.Open(ctx, c.home, cfg)
 }
 
 // session opens the account for one command, with a context cancelled by

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/transport/mix"
+	"github.com/spf13/cobra"
+)
+
+func (c *cli) mixCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mix",
+		Short: "Run or set up the mix network (Loopix-style) that hides who reads and writes which slot",
+	}
+	cmd.AddCommand(c.mixTestnetCmd(), c.mixNodeCmd("node"), c.mixNodeCmd("gateway"))
+	return cmd
+}
+
+func (c *cli) mixTestnetCmd() *cobra.Command {
+	var dir string
+	var perLayer int
+	var epoch time.Duration
+	cmd := &cobra.Command{
+		Use:   "testnet",
+		Short: "Generate a local mix network: node configs and a signed topology on free loopback ports",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if dir == "" || perLayer < 1 || perLayer > 16 || epoch < time.Second {
+				return usageError{errors.New("need --dir, --per-layer between 1 and 16, --epoch of at least 1s")}
+			}
+			tn, err := mix.GenerateTestnet(dir, perLayer, epoch, epoch/4, int(72*time.Hour/epoch)+2)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "topology %s/topology.json (directory key %s)\n", dir, tn.Topology.DirectoryKey)
+			for _, n := range tn.Nodes {
+				fmt.Fprintln(c.out, n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory for the configs and topology.json")
+	cmd.Flags().IntVar(&perLayer, "per-layer", 1, "mixes in each of the three layers")
+	cmd.Flags().DurationVar(&epoch, "epoch", 20*time.Minute, "key rotation period")
+	return cmd
+}
+
+// mixNodeCmd runs a mix node or the gateway until interrupted.
+func (c *cli) mixNodeCmd(role string) *cobra.Command {
+	var config, topology, trusted string
+	cmd := &cobra.Command{
+		Use:   role,
+		Short: map[string]string{"node": "Run a mix node", "gateway": "Run the gateway: executes feed operations against --store"}[role],
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if config == "" || topology == "" {
+				return usageError{errors.New("need --config and --topology")}
+			}
+			topo, err := mix.LoadTopology(topology, trusted)
+			if err != nil {
+				return err
+			}
+			cfg, err := mix.LoadNodeConfig(config)
+			if err != nil {
+				return err
+			}
+			id, seed, err := cfg.Keys()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			var store feed.Store
+			if role == "gateway" {
+				if c.store == "" {
+					return usageError{errors.New("the gateway needs --store")}
+				}
+				if store, err = deaddrop.OpenStore(ctx, c.store); err != nil {
+					return err
+				}
+				defer store.Close()
+			}
+			n, err := mix.NewNode(id, seed, topo, mix.DefaultParams(), store)
+			if err != nil {
+				return err
+			}
+			if err := n.Listen(""); err != nil {
+				return err
+			}
+			defer n.Close()
+			fmt.Fprintf(c.err, "mix %s %x listening on %s\n", role, id[:4], cfg.Addr)
+			tick := time.NewTicker(10 * time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					fmt.Fprintf(c.err, "mix %s %x stopping: %s\n", role, id[:4], &n.Stats)
+					return nil
+				case <-tick.C:
+					fmt.Fprintf(c.err, "mix %s %x: %s\n", role, id[:4], &n.Stats)
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "", "the node's config (from 'deaddrop mix testnet')")
+	cmd.Flags().StringVar(&topology, "topology", "", "the signed topology file")
+	cmd.Flags().StringVar(&trusted, "directory-key", "", "require the topology to be signed by this key (hex)")
+	return cmd
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed/feedtest"
+	"github.com/deaddrop/deaddrop/internal/devnode"
+	"github.com/deaddrop/deaddrop/transport/mix"
+)
+
+// End to end through the mix: three mix daemons and a gateway daemon (real
+// processes) in front of a real Bee node; alice and bob use only --mix (their
+// own store setting points nowhere), bob is offline for 50 messages. The
+// storage node's access is recorded: every request came from the gateway
+// process, none from a client.
+func TestMixEndToEnd(t *testing.T) {
+	bee := devnode.StartBee(t)
+	seen := newOwnerRecorder(t, bee.URL)
+	dir := t.TempDir()
+	netDir := filepath.Join(dir, "net")
+	run(t, "mix", "testnet", "--dir", netDir)
+	topo := filepath.Join(netDir, "topology.json")
+	var gateway *exec.Cmd
+	for _, name := range []string{"mix-1-0", "mix-2-0", "mix-3-0", "gateway"} {
+		role := "node"
+		args := []string{}
+		if name == "gateway" {
+			role, args = "gateway", []string{"--store", "swarm:" + seen.url}
+		}
+		args = append(args, "mix", role, "--config", filepath.Join(netDir, name+".json"), "--topology", topo)
+		cmd := daemon(t, args...)
+		if name == "gateway" {
+			gateway = cmd
+		}
+	}
+	waitListening(t, netDir)
+	seen.gatewayPID = gateway.Process.Pid
+
+	us := newUsers(t, "embedded:"+filepath.Join(dir, "unused-store"), "alice", "bob")
+	alice, bob := us[0], us[1]
+	withMix := func(u *user, args ...string) string {
+		return u.ok(append([]string{"--mix", topo}, args...)...)
+	}
+	inv := strings.TrimSpace(withMix(alice, "invite", "bob"))
+	withMix(bob, "accept", inv)
+	if out := withMix(alice, "read"); !strings.Contains(out, "bob accepted your invite") {
+		t.Fatalf("alice: %q", out)
+	}
+	for i := 1; i <= 50; i++ {
+		withMix(alice, "send", "bob", fmt.Sprintf("m%d", i))
+	}
+	checkInOrder(t, withMix(bob, "read"), 50)
+	if out := withMix(alice, "read"); !strings.Contains(out, "bob read 50 of your messages") {
+		t.Fatalf("alice's receipts: %q", out)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "unused-store")); len(entries) > 1 {
+		t.Fatalf("a client wrote to its own store: %v", entries)
+	}
+	reqs, owners := seen.report()
+	t.Logf("the storage node served %d requests, from processes %v (gateway %d)", reqs, owners, gateway.Process.Pid)
+	if reqs < 100 || len(owners) != 1 || owners[0] != gateway.Process.Pid {
+		t.Fatalf("the storage node saw requests from %v, want only the gateway %d", owners, gateway.Process.Pid)
+	}
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(binary, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("deaddrop %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// daemon starts a long-running deaddrop process, stopped at the end.
+func daemon(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	logf, _ := os.Create(filepath.Join(t.TempDir(), "daemon.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("deaddrop %s:\n%s", strings.Join(args, " "), b)
+		}
+	})
+	return cmd
+}
+
+func waitListening(t *testing.T, netDir string) {
+	tn, err := mix.LoadTopology(filepath.Join(netDir, "topology.json"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tn.Nodes {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", n.Addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s never listened on %s", n.ID[:8], n.Addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// ownerRecorder fronts the storage node and records, for every request, the
+// process that owns the client end of the connection (from /proc).
+type ownerRecorder struct {
+	url        string
+	gatewayPID int
+	mu         sync.Mutex
+	requests   int
+	owners     map[int]bool
+}
+
+func newOwnerRecorder(t *testing.T, target string) *ownerRecorder {
+	r := &ownerRecorder{owners: map[int]bool{}}
+	p := feedtest.NewProxy(t, target)
+	p.Rewrite = func(resp *http.Response, body []byte) (int, []byte) {
+		pid := ownerOf(resp.Request.RemoteAddr)
+		r.mu.Lock()
+		r.requests++
+		r.owners[pid] = true
+		r.mu.Unlock()
+		return resp.StatusCode, body
+	}
+	r.url = p.URL
+	return r
+}
+
+func (r *ownerRecorder) report() (int, []int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var owners []int
+	for pid := range r.owners {
+		owners = append(owners, pid)
+	}
+	return r.requests, owners
+}
+
+// ownerOf finds the process whose socket has local address addr, through
+// /proc/net/tcp and the processes' file descriptors; -1 if not found.
+func ownerOf(addr string) int {
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	f, err := os.Open("/proc/net/tcp")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	inode := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 9 && strings.HasSuffix(fields[1], fmt.Sprintf(":%04X", port)) {
+			inode = fields[9]
+		}
+	}
+	if inode == "" {
+		return -1
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range procs {
+		if link, err := os.Readlink(fd); err == nil && link == "socket:["+inode+"]" {
+			pid, _ := strconv.Atoi(strings.Split(fd, "/")[2])
+			return pid
+		}
+	}
+	return -1
+}
