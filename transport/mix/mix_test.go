@@ -11,6 +11,7 @@ import (
 
 	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/feed/feedtest"
+	"github.com/deaddrop/deaddrop/transport/mix/sphinx"
 )
 
 // testParams are fast: a few milliseconds per hop.
@@ -152,5 +153,78 @@ func TestTopologySignature(t *testing.T) {
 	tn.Topology.Nodes[0].Addr = "127.0.0.1:1"
 	if err := tn.Topology.Verify(""); !errors.Is(err, ErrTopology) {
 		t.Fatalf("altered topology: %v", err)
+	}
+}
+
+// Keys rotate every epoch: a client keeps working across several epochs,
+// and a packet built with the previous epoch's key is still accepted during
+// the grace period.
+func TestKeyRotation(t *testing.T) {
+	store := feed.NewMemory()
+	p := testParams()
+	tn, err := GenerateTestnet(filepath.Join(t.TempDir(), "net"), 1, time.Second, 500*time.Millisecond, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*Node
+	for _, path := range tn.Nodes {
+		cfg, _ := LoadNodeConfig(path)
+		id, seed, _ := cfg.Keys()
+		var s feed.Store
+		if cfg.Layer == GatewayLayer {
+			s = store
+		}
+		n, err := NewNode(id, seed, tn.Topology, p, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Listen(""); err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		nodes = append(nodes, n)
+	}
+	c := dial(t, tn, p)
+	ctx := context.Background()
+	start := tn.Topology.Epoch(time.Now())
+	for tn.Topology.Epoch(time.Now()) < start+3 {
+		s, chunk := feedtest.RandomSlot(t), feedtest.RandomChunk(t)
+		if err := c.Put(ctx, s, chunk); err != nil {
+			t.Fatalf("put across epochs: %v", err)
+		}
+	}
+	if c.Retries.Load() > 3 {
+		t.Errorf("%d retries across 3 epoch changes", c.Retries.Load())
+	}
+}
+
+func TestGracePeriod(t *testing.T) {
+	tn, err := GenerateTestnet(filepath.Join(t.TempDir(), "net"), 1, time.Second, 500*time.Millisecond, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := LoadNodeConfig(tn.Nodes[0])
+	id, seed, _ := cfg.Keys()
+	n, _ := NewNode(id, seed, tn.Topology, testParams(), nil)
+	info, _ := tn.Topology.node(id)
+	build := func(epoch int64) []byte {
+		h, err := makeHop(info, epoch, false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Commands = []sphinx.Command{sphinx.Recipient{ID: id}}
+		pkt, _ := sphinx.NewPacket([]sphinx.Hop{h}, make([]byte, MessageSize), rand.Reader)
+		return pkt
+	}
+	tn.Topology.Epoch0 = time.Now().Add(-1100 * time.Millisecond) // 0.1 s into epoch 1
+	if _, _, err := n.unwrap(build(0)); err != nil {
+		t.Fatalf("previous epoch's key within the grace period: %v", err)
+	}
+	tn.Topology.Epoch0 = time.Now().Add(-1800 * time.Millisecond) // 0.8 s into epoch 1
+	if _, _, err := n.unwrap(build(0)); !errors.Is(err, sphinx.ErrMAC) {
+		t.Fatalf("previous epoch's key after the grace period: %v", err)
+	}
+	if _, _, err := n.unwrap(build(1)); err != nil {
+		t.Fatalf("current epoch's key: %v", err)
 	}
 }

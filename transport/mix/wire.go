@@ -14,8 +14,8 @@ import (
 // carries a whole chunk and a SURB), a reply, and cover traffic alike.
 const (
 	MessageSize = 1 + 32 + feed.ChunkSize + sphinx.SURBSize + 3 // 4704
-	PayloadSize = 32 + MessageSize                             // with the zero tag
-	PacketSize  = sphinx.HeaderSize + PayloadSize              // 5212
+	PayloadSize = 32 + MessageSize                              // with the zero tag
+	PacketSize  = sphinx.HeaderSize + PayloadSize               // 5212
 	surbIDSize  = 16
 )
 
