@@ -9,6 +9,8 @@ import (
 	"errors"
 	"os"
 	"testing"
+
+	"github.com/deaddrop/deaddrop/internal/fuzzseed"
 )
 
 // Katzenpost's published vectors (../shared/vectors/katzenpost-sphinx): ten
@@ -216,8 +218,7 @@ func TestLionessIsAPermutation(t *testing.T) {
 func FuzzUnwrap(f *testing.F) {
 	nodes := newNodes(f, 2)
 	pkt, _ := NewPacket(path(nodes), []byte("seed"), rand.Reader)
-	f.Add(pkt)
-	f.Add(make([]byte, HeaderSize+40))
+	fuzzseed.Add(f, "FuzzUnwrap", *update, pkt, make([]byte, HeaderSize+40))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		Unwrap(nodes[0].priv, b)
 	})
