@@ -174,3 +174,17 @@ func beeFeedLookup(b *testing.B, be backend, n int) time.Duration {
 	b.Logf("Bee /feeds lookup over %d updates: %v, index %s", n, d, idx)
 	return d
 }
+
+func readFile(b *testing.B, path string) []byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+func writeFile(b *testing.B, path string, data []byte) {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -25,30 +25,9 @@ func testParams() Params {
 // in front of store.
 func startNet(t *testing.T, perLayer int, store feed.Store, p Params) (*Testnet, []*Node) {
 	t.Helper()
-	tn, err := GenerateTestnet(filepath.Join(t.TempDir(), "net"), perLayer, time.Hour, time.Minute, 4)
+	tn, nodes, err := StartLocal(filepath.Join(t.TempDir(), "net"), perLayer, store, p)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var nodes []*Node
-	for _, path := range tn.Nodes {
-		cfg, err := LoadNodeConfig(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, seed, _ := cfg.Keys()
-		var s feed.Store
-		if cfg.Layer == GatewayLayer {
-			s = store
-		}
-		n, err := NewNode(id, seed, tn.Topology, p, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.logf = t.Logf
-		if err := n.Listen(""); err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, n)
 	}
 	t.Cleanup(func() {
 		for _, n := range nodes {

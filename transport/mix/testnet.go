@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
 )
 
 // NodeConfig is a node's private configuration file.
@@ -114,4 +116,42 @@ func writeJSON(path string, v any, mode os.FileMode) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), mode)
+}
+
+// StartLocal generates a test network in dir and runs all its nodes in this
+// process, the gateway in front of store: the in-process network for tests
+// and benchmarks. Close the returned nodes when done.
+func StartLocal(dir string, perLayer int, store feed.Store, p Params) (*Testnet, []*Node, error) {
+	tn, err := GenerateTestnet(dir, perLayer, time.Hour, time.Minute, 4)
+	if err != nil {
+		return nil, nil, err
+	}
+	var nodes []*Node
+	closeAll := func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}
+	for _, path := range tn.Nodes {
+		cfg, err := LoadNodeConfig(path)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		id, seed, _ := cfg.Keys()
+		var s feed.Store
+		if cfg.Layer == GatewayLayer {
+			s = store
+		}
+		n, err := NewNode(id, seed, tn.Topology, p, s)
+		if err == nil {
+			err = n.Listen("")
+		}
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	return tn, nodes, nil
 }
