@@ -3,6 +3,7 @@ module github.com/deaddrop/deaddrop
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1
 	github.com/ipfs/boxo v0.43.0
 	github.com/ipfs/go-cid v0.6.2

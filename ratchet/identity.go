@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	curve "github.com/deaddrop/deaddrop/internal/x25519"
 )
 
 // PublicIdentity is the public half of an account identity: an Ed25519
@@ -95,15 +97,7 @@ func UnmarshalIdentity(b []byte) (*Identity, error) {
 // a low-order point.
 func x25519(priv, pub [32]byte) ([32]byte, error) {
 	var out [32]byte
-	k, err := ecdh.X25519().NewPrivateKey(priv[:])
-	if err != nil {
-		return out, err
-	}
-	p, err := ecdh.X25519().NewPublicKey(pub[:])
-	if err != nil {
-		return out, fmt.Errorf("bad public key: %w", err)
-	}
-	s, err := k.ECDH(p)
+	s, err := curve.X25519(priv[:], pub[:]) // one scalar multiplication
 	if err != nil {
 		return out, errLowOrder
 	}

@@ -14,7 +14,6 @@ package sphinx
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -23,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 
+	curve "github.com/deaddrop/deaddrop/internal/x25519"
 	"golang.org/x/crypto/chacha20"
 )
 
@@ -118,16 +118,10 @@ func blindingFactor(seed [32]byte) []byte {
 	return f
 }
 
+// x25519 is one scalar multiplication (internal/x25519). The all-zero output
+// of a low-order point is an error.
 func x25519(scalar, point []byte) ([]byte, error) {
-	k, err := ecdh.X25519().NewPrivateKey(scalar)
-	if err != nil {
-		return nil, err
-	}
-	p, err := ecdh.X25519().NewPublicKey(point)
-	if err != nil {
-		return nil, err
-	}
-	s, err := k.ECDH(p)
+	s, err := curve.X25519(scalar, point)
 	if err != nil {
 		return nil, fmt.Errorf("%w: low-order group element", ErrMalformed)
 	}
