@@ -23,6 +23,7 @@ type cli struct {
 	store    string
 	window   int
 	mix      string
+	mixKey   string
 }
 
 func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
@@ -42,6 +43,7 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	pf.StringVar(&c.store, "store", "", "store: embedded:<dir>, swarm:<Bee API URL> or ipfs:<Kubo RPC URL> (default: the account's)")
 	pf.IntVar(&c.window, "window", 0, "catch-up window: slots fetched in parallel (default 64)")
 	pf.StringVar(&c.mix, "mix", "", "route every store operation through the mix network of this topology file")
+	pf.StringVar(&c.mixKey, "mix-directory-key", "", "require the mix topology to be signed by this directory key (hex)")
 	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.readCmd(),
 		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd(), c.mixCmd())
 	return root
@@ -69,7 +71,7 @@ func (c *cli) open(ctx context.Context) (*deaddrop.Client, error) {
 	}
 	cfg := c.config()
 	if c.mix != "" {
-		topo, err := mix.LoadTopology(c.mix, "")
+		topo, err := mix.LoadTopology(c.mix, c.mixKey)
 		if err != nil {
 			return nil, err
 		}
