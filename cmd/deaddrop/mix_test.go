@@ -50,6 +50,9 @@ func TestMixEndToEnd(t *testing.T) {
 
 	us := newUsers(t, "embedded:"+filepath.Join(dir, "unused-store"), "alice", "bob")
 	alice, bob := us[0], us[1]
+	if _, errs, code := alice.run("--mix", topo, "--mix-directory-key", strings.Repeat("ab", 32), "status"); code == 0 || !strings.Contains(errs, "trusted directory key") {
+		t.Fatalf("topology signed by another directory: exit %d, %q", code, errs)
+	}
 	withMix := func(u *user, args ...string) string {
 		return u.ok(append([]string{"--mix", topo}, args...)...)
 	}
