@@ -19,6 +19,9 @@ type Proxy struct {
 	URL     string
 	Delay   time.Duration
 	Rewrite func(r *http.Response, body []byte) (status int, newBody []byte)
+	// OnRequest, if set, sees every request as it arrives, while its
+	// connection is certainly open.
+	OnRequest func(r *http.Request)
 }
 
 // NewProxy starts a proxy to target, closed when the test ends.
@@ -45,7 +48,12 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		r.Header.Del("Content-Length")
 		return nil
 	}
-	srv := httptest.NewServer(rp)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.OnRequest != nil {
+			p.OnRequest(r)
+		}
+		rp.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	return p
