@@ -186,8 +186,11 @@ func ownerOf(addr string) int {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 9 && strings.HasSuffix(fields[1], fmt.Sprintf(":%04X", port)) {
+		// A closed connection can linger (TIME_WAIT) under the same port with
+		// inode 0: take the live one.
+		if len(fields) > 9 && strings.HasSuffix(fields[1], fmt.Sprintf(":%04X", port)) && fields[9] != "0" {
 			inode = fields[9]
+			break
 		}
 	}
 	if inode == "" {
