@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // usageError marks errors in how the command was called (exit status 2).
@@ -28,8 +29,8 @@ func main() {
 	}
 	fmt.Fprintf(os.Stderr, "deaddrop: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) {
-		os.Exit(2)
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+		os.Exit(2) // how the command was called, not what it did
 	}
 	os.Exit(1)
 }

@@ -247,7 +247,7 @@ func TestBadInputExitCodes(t *testing.T) {
 		{bob, []string{"accept", "dd1garbage"}, 1, "invite"},
 		{bob, []string{"accept", inv[:len(inv)-10]}, 1, "invite"},
 		{bob, []string{"--window", "-3", "read"}, 2, "--window"},
-		{bob, []string{"bogus"}, 1, "unknown command"},
+		{bob, []string{"bogus"}, 2, "unknown command"},
 		{&user{t: t, home: t.TempDir()}, []string{"read"}, 1, "no account"},
 		{alice, []string{"--store", "nosuch:x", "read"}, 1, "unknown kind"},
 	}
