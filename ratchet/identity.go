@@ -120,3 +120,33 @@ func newKeyPair(rand io.Reader) (priv, pub [32]byte, err error) {
 	copy(pub[:], k.PublicKey().Bytes())
 	return
 }
+
+// signContext separates signatures made with Sign from the invite
+// signatures the protocol makes itself.
+const signContext = "deaddrop v1 signed statement\x00"
+
+// Sign signs msg (prefixed with a fixed context string) with the identity's
+// Ed25519 key. deaddrop's sync layer uses it for device lists.
+func (id *Identity) Sign(msg []byte) []byte {
+	return ed25519.Sign(id.sign, append([]byte(signContext), msg...))
+}
+
+// Verify reports whether sig is p's signature of msg made with Sign.
+func (p PublicIdentity) Verify(msg, sig []byte) bool {
+	return len(sig) == ed25519.SignatureSize &&
+		ed25519.Verify(ed25519.PublicKey(p.Sign[:]), append([]byte(signContext), msg...), sig)
+}
+
+// Bytes is the 64-byte encoding Ed25519 key ‖ X25519 key.
+func (p PublicIdentity) Bytes() []byte { return p.bytes() }
+
+// ParsePublicIdentity decodes the 64-byte encoding of Bytes.
+func ParsePublicIdentity(b []byte) (PublicIdentity, error) {
+	var p PublicIdentity
+	if len(b) != 64 {
+		return p, fmt.Errorf("public identity: %d bytes, want 64", len(b))
+	}
+	copy(p.Sign[:], b[:32])
+	copy(p.DH[:], b[32:])
+	return p, nil
+}

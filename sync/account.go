@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"time"
 
+	gosync "sync"
+
 	"github.com/deaddrop/deaddrop/ratchet"
 	"github.com/deaddrop/deaddrop/transport"
 	bolt "go.etcd.io/bbolt"
@@ -92,6 +94,13 @@ type Options struct {
 	Now func() time.Time
 	// Rand is the randomness source (default crypto/rand).
 	Rand io.Reader
+	// NoHistory turns the history log off (Create only; it is on by
+	// default). History is a trade against forward secrecy: with it on,
+	// every message is also kept, encrypted under a key derived from the
+	// recovery phrase, in the account's log on the store, so whoever gets
+	// the phrase can read the whole history. With it off there is no
+	// recovery phrase, no restore and no second device.
+	NoHistory bool
 }
 
 func (o *Options) fill() {
@@ -116,25 +125,78 @@ type Account struct {
 	db   *bolt.DB
 	tr   transport.Transport
 	opts Options
-	id   *ratchet.Identity
+	id   *ratchet.Identity // this device's identity: its sessions' key
 	name string
+
+	device     string                 // this device's ID, hex
+	accountPub ratchet.PublicIdentity // the account identity
+	accountKey *ratchet.Identity      // nil on linked devices
+	history    [32]byte               // the history key
+	historyOn  bool
+	phrase     string // set by Create only: shown once, never stored
+
+	problemsMu gosync.Mutex
+	problems   []error // found while applying messages, reported by Poll
 }
 
 const stateFile = "state.db"
 
-// Create makes a new account with the given display name in dir.
+// Create makes a new account with the given display name in dir. With
+// history on (the default) its recovery phrase is RecoveryPhrase: shown
+// once, never stored.
 func Create(dir, name string, tr transport.Transport, opts Options) (*Account, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
 	opts.fill()
-	db, err := openDB(dir)
+	seed := make([]byte, seedSize)
+	if _, err := io.ReadFull(opts.Rand, seed); err != nil {
+		return nil, err
+	}
+	keys, err := deriveKeys(seed)
 	if err != nil {
 		return nil, err
 	}
-	id, err := ratchet.NewIdentity(opts.Rand)
+	st := &accountState{Name: name, Device: keys.firstDev, History: !opts.NoHistory, Key: keys.history}
+	st.Identity, st.AccountKey = keys.identity, keys.identity
+	l := &DeviceList{Account: keys.identity.Public().Bytes(), Name: name, Version: 1,
+		Devices: []Device{{ID: keys.firstDev, Name: "first", Identity: keys.identity.Public().Bytes(), Added: opts.Now().UTC()}}}
+	if st.List, err = signList(keys.identity, l); err != nil {
+		return nil, err
+	}
+	a, err := createAccount(dir, tr, opts, st)
 	if err != nil {
-		db.Close()
+		return nil, err
+	}
+	if a.historyOn {
+		a.phrase = encodePhrase(seed)
+		a.markDirectoryPending(1)
+	}
+	return a, nil
+}
+
+// RecoveryPhrase returns the phrase of an account just made by Create, or ""
+// (it is never stored: write it down when it is shown).
+func (a *Account) RecoveryPhrase() string { return a.phrase }
+
+// accountState is what a new account, device or restore starts from.
+type accountState struct {
+	Name       string
+	Device     string
+	Identity   *ratchet.Identity // this device's
+	AccountKey *ratchet.Identity // nil on linked devices
+	AccountPub ratchet.PublicIdentity
+	Key        [32]byte
+	History    bool
+	List       []byte // signed device list
+}
+
+func createAccount(dir string, tr transport.Transport, opts Options, st *accountState) (*Account, error) {
+	if st.AccountKey != nil {
+		st.AccountPub = st.AccountKey.Public()
+	}
+	db, err := openDB(dir)
+	if err != nil {
 		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -142,20 +204,29 @@ func Create(dir, name string, tr transport.Transport, opts Options) (*Account, e
 		if b.Get([]byte("identity")) != nil {
 			return ErrAccountExists
 		}
-		idb, err := id.MarshalBinary()
-		if err != nil {
-			return err
+		idb, _ := st.Identity.MarshalBinary()
+		history := "on"
+		if !st.History {
+			history = "off"
 		}
-		if err := b.Put([]byte("identity"), sealValue(idb)); err != nil {
-			return err
+		vals := map[string][]byte{"identity": idb, "name": []byte(st.Name), "device": []byte(st.Device),
+			"account": st.AccountPub.Bytes(), "history_key": st.Key[:], "history": []byte(history), "devices": st.List}
+		if st.AccountKey != nil {
+			vals["account_key"], _ = st.AccountKey.MarshalBinary()
 		}
-		return b.Put([]byte("name"), sealValue([]byte(name)))
+		for k, v := range vals {
+			if err := b.Put([]byte(k), sealValue(v)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Account{db: db, tr: tr, opts: opts, id: id, name: name}, nil
+	return &Account{db: db, tr: tr, opts: opts, id: st.Identity, name: st.Name, device: st.Device,
+		accountPub: st.AccountPub, accountKey: st.AccountKey, history: st.Key, historyOn: st.History}, nil
 }
 
 // Open opens the existing account in dir.
@@ -174,26 +245,59 @@ func Open(dir string, tr transport.Transport, opts Options) (*Account, error) {
 		if b.Get([]byte("identity")) == nil {
 			return ErrNoAccount
 		}
-		idb, err := openValue("identity", b.Get([]byte("identity")))
-		if err != nil {
-			return err
-		}
-		name, err := openValue("account name", b.Get([]byte("name")))
-		if err != nil {
-			return err
-		}
-		id, err := ratchet.UnmarshalIdentity(idb)
-		if err != nil {
-			return fmt.Errorf("%w: identity: %v", ErrCorruptState, err)
-		}
-		a.id, a.name = id, string(name)
-		return nil
+		return a.load(b)
 	})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+func (a *Account) load(b *bolt.Bucket) error {
+	get := func(k string) ([]byte, error) { return openValue(k, b.Get([]byte(k))) }
+	idb, err := get("identity")
+	if err != nil {
+		return err
+	}
+	if a.id, err = ratchet.UnmarshalIdentity(idb); err != nil {
+		return fmt.Errorf("%w: identity: %v", ErrCorruptState, err)
+	}
+	name, err := get("name")
+	if err != nil {
+		return err
+	}
+	dev, err := get("device")
+	if err != nil {
+		return err
+	}
+	pub, err := get("account")
+	if err != nil {
+		return err
+	}
+	key, err := get("history_key")
+	if err != nil {
+		return err
+	}
+	hist, err := get("history")
+	if err != nil {
+		return err
+	}
+	if a.accountPub, err = ratchet.ParsePublicIdentity(pub); err != nil || len(key) != 32 || validDeviceID(string(dev)) != nil {
+		return fmt.Errorf("%w: account keys", ErrCorruptState)
+	}
+	if b.Get([]byte("account_key")) != nil {
+		kb, err := get("account_key")
+		if err != nil {
+			return err
+		}
+		if a.accountKey, err = ratchet.UnmarshalIdentity(kb); err != nil || a.accountKey.Public() != a.accountPub {
+			return fmt.Errorf("%w: account key", ErrCorruptState)
+		}
+	}
+	a.name, a.device, a.historyOn = string(name), string(dev), string(hist) == "on"
+	copy(a.history[:], key)
+	return nil
 }
 
 func openDB(dir string) (*bolt.DB, error) {
@@ -243,14 +347,16 @@ func (a *Account) Close() error {
 func (a *Account) Name() string { return a.name }
 
 // Fingerprint returns the account identity's fingerprint, for comparing out of
-// band.
-func (a *Account) Fingerprint() string { return a.id.Public().Fingerprint() }
+// band. It is the same on every device of the account.
+func (a *Account) Fingerprint() string { return a.accountPub.Fingerprint() }
 
-// Contact summarises one conversation.
+// Contact summarises one conversation, over all sessions with the
+// contact's devices.
 type Contact struct {
 	Name        string
-	Fingerprint string
-	Sent        uint64 // messages we sent (including acks)
+	Fingerprint string // of the contact's account identity
+	Sessions    int    // sessions: one per device of theirs we talk to
+	Sent        uint64 // messages we sent over all sessions (including acks)
 	PeerAcked   uint64
 	Received    uint64
 	Outbox      int // messages not yet acknowledged
@@ -261,20 +367,33 @@ type Contact struct {
 func (a *Account) Contacts() ([]Contact, error) {
 	var out []Contact
 	err := a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketConvs).ForEach(func(k, v []byte) error {
-			c := new(convRecord)
+		return tx.Bucket(bucketContacts).ForEach(func(k, v []byte) error {
+			c := new(contactRecord)
 			if err := decodeRecord("contact "+string(k), v, c); err != nil {
 				return err
 			}
-			s, err := loadSession(c)
+			sessions, err := sessionsOf(tx, c.Name)
 			if err != nil {
 				return err
 			}
-			out = append(out, Contact{
-				Name: c.Name, Fingerprint: s.Peer().Fingerprint(),
-				Sent: c.NextSeq - 1, PeerAcked: c.PeerAcked, Received: c.RecvContig,
-				Outbox: countPrefix(tx.Bucket(bucketOutbox), c.Name), Created: c.Created,
-			})
+			ct := Contact{Name: c.Name, Sessions: len(sessions), Created: c.Created}
+			if pa, ok := c.peerAccount(); ok {
+				ct.Fingerprint = pa.Fingerprint()
+			}
+			for _, s := range sessions {
+				ct.Sent += s.NextSeq - 1
+				ct.PeerAcked += s.PeerAcked
+				ct.Received += s.RecvContig
+				ct.Outbox += countPrefix(tx.Bucket(bucketOutbox), s.Name)
+				if ct.Fingerprint == "" {
+					sess, err := loadSession(s)
+					if err != nil {
+						return err
+					}
+					ct.Fingerprint = sess.Peer().Fingerprint()
+				}
+			}
+			out = append(out, ct)
 			return nil
 		})
 	})

@@ -22,6 +22,10 @@ const (
 	// KindHello is the joiner's first message, written to the invite's
 	// rendezvous slot; it carries the joiner's display name in Body.
 	KindHello Kind = 3
+	// KindMeta tells the peer device about ours: our device ID, the secret
+	// of our announcement feed for this contact, and our signed device list
+	// (a JSON metaBody). Sent once by both sides of every new session.
+	KindMeta Kind = 4
 )
 
 func (k Kind) String() string {
@@ -32,17 +36,20 @@ func (k Kind) String() string {
 		return "ack"
 	case KindHello:
 		return "hello"
+	case KindMeta:
+		return "meta"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }
 
 // wantsAck reports whether receiving this kind obliges the reader to send an
 // acknowledgement even when it has nothing else to say.
-func (k Kind) wantsAck() bool { return k == KindData || k == KindHello }
+func (k Kind) wantsAck() bool { return k != KindAck }
 
 const (
-	envelopeVersion  = 1
-	envelopeOverhead = 1 + 1 + 8 + 8 + 8 + 2
+	envelopeVersion  = 2
+	originSize       = deviceIDSize + 8
+	envelopeOverhead = 1 + 1 + 8 + 8 + 8 + originSize + 2
 
 	// MaxMessageSize is the largest message body in bytes: what fits in one
 	// fixed-size chunk after the ratchet's and the envelope's overhead.
@@ -58,16 +65,21 @@ var (
 
 // envelope is the plaintext of every conversation message, inside the ratchet:
 //
-//	version u8 (1) ‖ kind u8 ‖ seq u64 ‖ ack u64 ‖ sent i64 (unix ms) ‖ len u16 ‖ body
+//	version u8 (2) ‖ kind u8 ‖ seq u64 ‖ ack u64 ‖ sent i64 (unix ms) ‖
+//	origin [16] ‖ len u16 ‖ body
 //
-// seq numbers every message of one direction from 1 without gaps; ack is the
-// highest seq the sender has received from its peer with no gap below it.
+// seq numbers every message of one direction of one session from 1 without
+// gaps; ack is the highest seq the sender has received from its peer with no
+// gap below it. origin (sending device ID ‖ 8 random bytes) is the same in
+// every copy of a data message fanned out to the peer's devices, so that
+// their history holds it once; zero in other kinds.
 type envelope struct {
-	Kind Kind
-	Seq  uint64
-	Ack  uint64
-	Sent time.Time
-	Body []byte
+	Kind   Kind
+	Seq    uint64
+	Ack    uint64
+	Sent   time.Time
+	Origin [originSize]byte
+	Body   []byte
 }
 
 func (e *envelope) marshal() []byte {
@@ -76,6 +88,7 @@ func (e *envelope) marshal() []byte {
 	b = binary.BigEndian.AppendUint64(b, e.Seq)
 	b = binary.BigEndian.AppendUint64(b, e.Ack)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Sent.UnixMilli()))
+	b = append(b, e.Origin[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Body)))
 	return append(b, e.Body...)
 }
@@ -94,10 +107,11 @@ func parseEnvelope(b []byte) (*envelope, error) {
 		Ack:  binary.BigEndian.Uint64(b[10:]),
 		Sent: time.UnixMilli(int64(binary.BigEndian.Uint64(b[18:]))),
 	}
-	n := int(binary.BigEndian.Uint16(b[26:]))
+	copy(e.Origin[:], b[26:])
+	n := int(binary.BigEndian.Uint16(b[26+originSize:]))
 	rest := b[envelopeOverhead:]
 	switch {
-	case e.Kind != KindData && e.Kind != KindAck && e.Kind != KindHello:
+	case e.Kind < KindData || e.Kind > KindMeta:
 		return nil, fmt.Errorf("envelope: unknown kind %d", b[1])
 	case e.Seq == 0:
 		return nil, errors.New("envelope: sequence number 0")

@@ -102,12 +102,15 @@ func newFaultPair(t *testing.T, seed uint64) *faultPair {
 	return p
 }
 
+// sendN sends m1..mn and returns their slots (not those of the history
+// blocks alice also writes).
 func (p *faultPair) sendN(t *testing.T, n int) []feed.Slot {
-	p.rec.slots = nil
+	var slots []feed.Slot
 	for i := 1; i <= n; i++ {
-		send(t, p.alice, "bob", fmt.Sprintf("m%d", i))
+		m := send(t, p.alice, "bob", fmt.Sprintf("m%d", i))
+		slots = append(slots, findSlot(t, p.alice, m.Seq))
 	}
-	return append([]feed.Slot(nil), p.rec.slots...)
+	return slots
 }
 
 func (p *faultPair) bobHistory(t *testing.T) string {

@@ -23,7 +23,7 @@ type Query struct {
 func (a *Account) History(contact string, q Query) ([]Message, error) {
 	var out []Message
 	err := a.db.View(func(tx *bolt.Tx) error {
-		if _, err := loadConv(tx, contact); err != nil {
+		if _, err := loadContact(tx, contact); err != nil {
 			return err
 		}
 		messages := tx.Bucket(bucketMessages)
@@ -65,6 +65,7 @@ func (q Query) matches(m *messageRecord) bool {
 // MarkSeen marks incoming messages as shown to the user, so that "unseen"
 // queries do not show them again.
 func (a *Account) MarkSeen(msgs []Message) error {
+	defer a.packLog() // written to the store by the next Poll, Send or Republish
 	return a.db.Update(func(tx *bolt.Tx) error {
 		mb := tx.Bucket(bucketMessages)
 		for _, msg := range msgs {
@@ -85,6 +86,9 @@ func (a *Account) MarkSeen(msgs []Message) error {
 			}
 			m.Seen = true
 			if err := putRecord(mb, key, m); err != nil {
+				return err
+			}
+			if err := a.stage(tx, stateEntry(msg.Contact, m)); err != nil {
 				return err
 			}
 		}

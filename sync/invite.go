@@ -33,7 +33,7 @@ func (a *Account) Invite(label string) (string, error) {
 	}
 	id := inv.ID()
 	err = a.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketConvs).Get([]byte(label)) != nil {
+		if tx.Bucket(bucketContacts).Get([]byte(label)) != nil || tx.Bucket(bucketConvs).Get([]byte(label)) != nil {
 			return fmt.Errorf("a contact named %q already exists", label)
 		}
 		rec := &inviteRecord{Pending: pb, Label: label, Created: now, Expires: inv.Expires}
@@ -71,21 +71,18 @@ func (a *Account) Accept(ctx context.Context, invite, name string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	var out *outboxRecord
 	id := inv.ID()
+	var outs []*outboxRecord
 	err = a.db.Update(func(tx *bolt.Tx) error {
 		if prev := tx.Bucket(bucketAccepted).Get(id[:]); prev != nil {
 			return fmt.Errorf("%w (contact %q)", ErrInviteUsed, prev)
 		}
-		if tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
-			return fmt.Errorf("a contact named %q already exists (choose another with --as)", name)
+		contact, err := a.newContact(tx, name, now)
+		if err != nil {
+			return fmt.Errorf("%w (choose another name with --as)", err)
 		}
-		c := &convRecord{Name: name, NextSeq: 1, NextLocal: 1, Created: now, InviteID: id[:]}
-		var err error
-		if out, _, err = a.queue(tx, c, sess, KindHello, []byte(a.name)); err != nil {
-			return err
-		}
-		if err := saveConv(tx, c, sess); err != nil {
+		c := &convRecord{Name: name, Contact: name, NextSeq: 1, Created: now, InviteID: id[:]}
+		if outs, err = a.startSession(tx, c, sess, contact, true); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketAccepted).Put(id[:], []byte(name))
@@ -93,8 +90,33 @@ func (a *Account) Accept(ctx context.Context, invite, name string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	a.put(ctx, name, out) // a failure leaves it queued for Republish
+	for _, out := range outs {
+		a.put(ctx, name, out) // a failure leaves it queued for Republish
+	}
+	a.flushLog(ctx)
 	return name, nil
+}
+
+// startSession saves a new session and queues its first messages: the hello
+// (joiner side) and our meta message, which tells the peer device ours.
+func (a *Account) startSession(tx *bolt.Tx, c *convRecord, sess *ratchet.Session, contact *contactRecord, hello bool) ([]*outboxRecord, error) {
+	var outs []*outboxRecord
+	if hello {
+		out, err := a.queue(tx, c, sess, KindHello, []byte(a.name), nil)
+		if err != nil {
+			return nil, err
+		}
+		outs = append(outs, out)
+	}
+	meta, err := a.metaBody(tx, contact)
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.queue(tx, c, sess, KindMeta, meta, nil)
+	if err != nil {
+		return nil, err
+	}
+	return append(outs, out), saveConv(tx, c, sess)
 }
 
 // inviteGrace is how long after its expiry an invite's rendezvous slot is
@@ -152,7 +174,7 @@ func (a *Account) pollInvites(ctx context.Context, res *PollResult) error {
 		if r.err != nil {
 			continue // not yet used, or the store is down: try next Poll
 		}
-		name, err := a.join(list[i].id, list[i].rec, list[i].p, r.chunk)
+		name, err := a.join(ctx, list[i].id, list[i].rec, list[i].p, r.chunk)
 		if err != nil {
 			res.Problems = append(res.Problems, fmt.Errorf("invite for %s: %w", list[i].rec.Label, err))
 			continue
@@ -164,7 +186,7 @@ func (a *Account) pollInvites(ctx context.Context, res *PollResult) error {
 
 // join turns a pending invite whose rendezvous slot holds the joiner's first
 // message into a conversation, and consumes the invite, in one transaction.
-func (a *Account) join(id []byte, rec *inviteRecord, p *ratchet.PendingInvite, chunk []byte) (string, error) {
+func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *ratchet.PendingInvite, chunk []byte) (string, error) {
 	now := a.opts.Now()
 	sess, _, peerName, pt, err := ratchet.AcceptInit(a.id, p, chunk, now)
 	if err != nil {
@@ -181,6 +203,7 @@ func (a *Account) join(id []byte, rec *inviteRecord, p *ratchet.PendingInvite, c
 	if name == "" {
 		name = peerName
 	}
+	var outs []*outboxRecord
 	err = a.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketInvites).Get(id) == nil {
 			return errors.New("invite already used")
@@ -188,14 +211,30 @@ func (a *Account) join(id []byte, rec *inviteRecord, p *ratchet.PendingInvite, c
 		if tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
 			return fmt.Errorf("a contact named %q already exists", name)
 		}
-		c := &convRecord{Name: name, NextSeq: 1, NextLocal: 1, Created: now, InviteID: id}
+		var contact *contactRecord
+		var err error
+		if rec.Contact == "" {
+			contact, err = a.newContact(tx, name, now)
+		} else {
+			contact, err = loadContact(tx, rec.Contact) // a device invite
+		}
+		if err != nil {
+			return err
+		}
+		c := &convRecord{Name: name, Contact: contact.Name, PeerDevice: rec.Device, NextSeq: 1, Created: now, InviteID: id}
 		if _, _, err := a.apply(tx, c, env); err != nil {
 			return err
 		}
-		if err := saveConv(tx, c, sess); err != nil {
+		if outs, err = a.startSession(tx, c, sess, contact, false); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketInvites).Delete(id)
 	})
-	return name, err
+	if err != nil {
+		return "", err
+	}
+	for _, out := range outs {
+		a.put(ctx, name, out) // a failure leaves it queued
+	}
+	return name, nil
 }

@@ -57,6 +57,12 @@ const firstWindow = 8
 // one ack is written per conversation that received something.
 func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, error) {
 	res := new(PollResult)
+	defer func() { res.Problems = append(res.Problems, a.takeProblems()...) }()
+	if a.historyOn {
+		if err := a.syncDirectory(ctx); err != nil {
+			return res, err
+		}
+	}
 	if err := a.pollInvites(ctx, res); err != nil {
 		return res, err
 	}
@@ -74,6 +80,10 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 			errs = append(errs, fmt.Errorf("%s: ack: %w", name, err))
 		}
 	}
+	if a.historyOn {
+		errs = append(errs, a.syncLogs(ctx))
+	}
+	errs = append(errs, a.announcements(ctx), a.flushDirectory(ctx), a.flushLog(ctx))
 	return res, errors.Join(errs...)
 }
 
@@ -199,7 +209,7 @@ func (r *catchUpRound) commit(res *PollResult, withAck bool) (*outboxRecord, err
 	var ack *outboxRecord
 	if withAck && r.conv.AckOwed {
 		var err error
-		if ack, _, err = r.a.queue(r.tx, r.conv, r.sess, KindAck, nil); err != nil {
+		if ack, err = r.a.queue(r.tx, r.conv, r.sess, KindAck, nil, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -299,28 +309,54 @@ func takeHeld(held *bolt.Bucket, contact string, seq uint64) (*envelope, error) 
 	return env, held.Delete(key)
 }
 
-// deliver records the next in-order message. Only data messages enter the
-// history; every kind advances the received sequence.
+// deliver records the next in-order message. Data messages enter the
+// history (once, however many of our devices got a copy); meta messages
+// update what we know of the peer's devices; every kind advances the received
+// sequence.
 func (a *Account) deliver(tx *bolt.Tx, c *convRecord, env *envelope) (*Message, error) {
 	c.RecvContig = env.Seq
 	if env.Kind.wantsAck() {
 		c.AckOwed = true
 	}
-	if env.Kind != KindData {
+	switch env.Kind {
+	case KindMeta:
+		if err := a.handleMeta(tx, c, env.Body); err != nil {
+			a.problem(fmt.Errorf("%s: device information: %w", c.Name, err))
+		}
+		return nil, nil
+	case KindData:
+	default:
 		return nil, nil
 	}
-	m := &messageRecord{Local: c.NextLocal, Dir: Incoming, Seq: env.Seq, Body: string(env.Body),
+	contact, err := loadContact(tx, c.Contact)
+	if err != nil {
+		return nil, err
+	}
+	m := &messageRecord{Origin: append([]byte(nil), env.Origin[:]...), Dir: Incoming, Seq: env.Seq, Body: string(env.Body),
 		Sent: env.Sent, Received: a.opts.Now(), State: Received}
-	c.NextLocal++
-	key := contactKey(c.Name, m.Local)
-	if err := putRecord(tx.Bucket(bucketMessages), key, m); err != nil {
+	m, isNew, err := insertMessage(tx, contact, m)
+	if err != nil || !isNew {
 		return nil, err
 	}
-	if err := tx.Bucket(bucketUnseen).Put(key, nil); err != nil {
+	if err := a.stage(tx, messageEntry(contact.Name, m)); err != nil {
 		return nil, err
 	}
-	pub := m.public(c.Name)
+	pub := m.public(contact.Name)
 	return &pub, nil
+}
+
+func (a *Account) problem(err error) {
+	a.problemsMu.Lock()
+	a.problems = append(a.problems, err)
+	a.problemsMu.Unlock()
+}
+
+func (a *Account) takeProblems() []error {
+	a.problemsMu.Lock()
+	defer a.problemsMu.Unlock()
+	p := a.problems
+	a.problems = nil
+	return p
 }
 
 // applyAck removes everything up to ack from the outbox and marks our data
@@ -335,12 +371,12 @@ func (a *Account) applyAck(tx *bolt.Tx, c *convRecord, ack uint64) ([]Message, e
 		if err := ob.Delete(contactKey(c.Name, seq)); err != nil {
 			return nil, err
 		}
-		m, err := advanceOutgoing(tx, c.Name, seq, Read)
+		m, err := a.advanceOutgoing(tx, c.Name, seq, Read)
 		if err != nil {
 			return nil, err
 		}
 		if m != nil {
-			read = append(read, m.public(c.Name))
+			read = append(read, m.public(c.Contact))
 		}
 	}
 	c.PeerAcked = max(c.PeerAcked, ack)
@@ -360,7 +396,7 @@ func (a *Account) sendOwedAck(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		if out, _, err = a.queue(tx, c, s, KindAck, nil); err != nil {
+		if out, err = a.queue(tx, c, s, KindAck, nil, nil); err != nil {
 			return err
 		}
 		return saveConv(tx, c, s)

@@ -30,40 +30,72 @@ func backoff(first, max time.Duration, n int) time.Duration {
 	return min(d, max)
 }
 
-// Send queues body for contact and tries to store it at once. The message is
+// Send queues body for contact and tries to store it at once: one copy for
+// each of the contact's devices we have a session with. The message is
 // durably in the outbox before Send touches the store, so a crash or a store
 // failure loses nothing: Republish retries it. The returned message's State
-// says whether the store accepted it (Stored) or it is still Queued.
+// says whether the store accepted a copy (Stored) or all are still Queued.
 func (a *Account) Send(ctx context.Context, contact, body string) (Message, error) {
 	if err := checkBody(body); err != nil {
 		return Message{}, err
 	}
-	var out *outboxRecord
+	var outs []*outboxRecord
+	var names []string
 	var msg *messageRecord
 	err := a.db.Update(func(tx *bolt.Tx) error {
-		c, err := loadConv(tx, contact)
+		c, err := loadContact(tx, contact)
 		if err != nil {
 			return err
 		}
-		s, err := loadSession(c)
+		sessions, err := sessionsOf(tx, contact)
 		if err != nil {
 			return err
 		}
-		if out, msg, err = a.queue(tx, c, s, KindData, []byte(body)); err != nil {
+		if len(sessions) == 0 {
+			return fmt.Errorf("%w: none of %s's devices has a session with this device yet (it comes with their answer: run 'deaddrop read' later)", ErrNoSession, contact)
+		}
+		// Seq is the first session's; each copy has its session's own.
+		msg = &messageRecord{Origin: a.newOrigin(), Dir: Outgoing, Seq: sessions[0].NextSeq, Body: body, Sent: a.opts.Now(), State: Queued, Seen: true}
+		if _, _, err := insertMessage(tx, c, msg); err != nil {
 			return err
 		}
-		return saveConv(tx, c, s)
+		for _, conv := range sessions {
+			s, err := loadSession(conv)
+			if err != nil {
+				return err
+			}
+			out, err := a.queue(tx, conv, s, KindData, []byte(body), msg)
+			if err != nil {
+				return err
+			}
+			if err := saveConv(tx, conv, s); err != nil {
+				return err
+			}
+			outs, names = append(outs, out), append(names, conv.Name)
+		}
+		return a.stage(tx, messageEntry(contact, msg))
 	})
 	if err != nil {
 		return Message{}, err
 	}
 	m := msg.public(contact)
-	if perr := a.put(ctx, contact, out); perr != nil {
-		return m, fmt.Errorf("%w: %v", ErrNotStored, perr)
+	var errs []error
+	for i, out := range outs {
+		if perr := a.put(ctx, names[i], out); perr != nil {
+			errs = append(errs, perr)
+		} else {
+			m.State = Stored
+		}
 	}
-	m.State = Stored
+	a.flushLog(ctx) // a failure leaves the blocks for the next flush
+	if m.State != Stored {
+		return m, fmt.Errorf("%w: %v", ErrNotStored, errors.Join(errs...))
+	}
 	return m, nil
 }
+
+// ErrNoSession reports a contact none of whose devices we can write to yet.
+var ErrNoSession = errors.New("no session")
 
 // ErrNotStored is returned by Send when the message is safely queued but the
 // store did not accept it yet; Republish will retry it.
@@ -81,32 +113,31 @@ func checkBody(body string) error {
 	return nil
 }
 
-// queue encrypts the next message of conversation c into the outbox, inside tx.
-// It carries our current acknowledgement, so it settles any ack we owe. For
-// data messages it also records the message in the history.
-func (a *Account) queue(tx *bolt.Tx, c *convRecord, s *ratchet.Session, kind Kind, body []byte) (*outboxRecord, *messageRecord, error) {
+// queue encrypts the next message of session c into the outbox, inside tx.
+// It carries our current acknowledgement, so it settles any ack we owe. A
+// data message's copy is indexed to its history entry msg, so that the
+// session's ack marks it read.
+func (a *Account) queue(tx *bolt.Tx, c *convRecord, s *ratchet.Session, kind Kind, body []byte, msg *messageRecord) (*outboxRecord, error) {
 	now := a.opts.Now()
 	env := &envelope{Kind: kind, Seq: c.NextSeq, Ack: c.RecvContig, Sent: now, Body: body}
+	if msg != nil {
+		copy(env.Origin[:], msg.Origin)
+		env.Sent = msg.Sent
+	}
 	sealed, err := s.Encrypt(env.marshal(), a.opts.Rand)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	out := &outboxRecord{Seq: env.Seq, Kind: kind, Slot: sealed.Slot[:], Chunk: sealed.Chunk, Created: now, NextTry: now}
 	if err := putRecord(tx.Bucket(bucketOutbox), contactKey(c.Name, env.Seq), out); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	c.NextSeq++
 	c.AckOwed = false
-	if kind != KindData {
-		return out, nil, nil
+	if msg == nil {
+		return out, nil
 	}
-	msg := &messageRecord{Local: c.NextLocal, Dir: Outgoing, Seq: env.Seq, Body: string(body), Sent: now, State: Queued, Seen: true}
-	c.NextLocal++
-	if err := putRecord(tx.Bucket(bucketMessages), contactKey(c.Name, msg.Local), msg); err != nil {
-		return nil, nil, err
-	}
-	local := contactKey(c.Name, msg.Local)
-	return out, msg, tx.Bucket(bucketOutIndex).Put(contactKey(c.Name, env.Seq), local[len(local)-8:])
+	return out, tx.Bucket(bucketOutIndex).Put(contactKey(c.Name, env.Seq), u64(msg.Local))
 }
 
 // put stores one outbox entry and records the outcome. It returns the store's
@@ -137,7 +168,7 @@ func (a *Account) put(ctx context.Context, contact string, out *outboxRecord) er
 		rec.NextTry = now.Add(backoff(republishFirst, republishMax, rec.Attempts))
 		if !rec.Stored {
 			rec.Stored = true
-			if _, err := advanceOutgoing(tx, contact, rec.Seq, Stored); err != nil {
+			if _, err := a.advanceOutgoing(tx, contact, rec.Seq, Stored); err != nil {
 				return err
 			}
 		}
@@ -149,11 +180,12 @@ func (a *Account) put(ctx context.Context, contact string, out *outboxRecord) er
 // advanceOutgoing moves our message with sequence number seq forward to
 // state (never backwards) and returns the updated message, or nil when nothing
 // changed or the message is not in the history (acks, hello).
-func advanceOutgoing(tx *bolt.Tx, contact string, seq uint64, state MessageState) (*messageRecord, error) {
-	local := tx.Bucket(bucketOutIndex).Get(contactKey(contact, seq))
+func (a *Account) advanceOutgoing(tx *bolt.Tx, session string, seq uint64, state MessageState) (*messageRecord, error) {
+	local := tx.Bucket(bucketOutIndex).Get(contactKey(session, seq))
 	if local == nil {
 		return nil, nil
 	}
+	contact := contactOfSession(session)
 	mb := tx.Bucket(bucketMessages)
 	key := append(contactPrefix(contact), local...)
 	m := new(messageRecord)
@@ -164,7 +196,13 @@ func advanceOutgoing(tx *bolt.Tx, contact string, seq uint64, state MessageState
 		return nil, nil
 	}
 	m.State = state
-	return m, putRecord(mb, key, m)
+	if err := putRecord(mb, key, m); err != nil {
+		return nil, err
+	}
+	if state == Read {
+		return m, a.stage(tx, stateEntry(contact, m))
+	}
+	return m, nil
 }
 
 // Republish puts every outbox entry that is due again: messages the store has
@@ -211,6 +249,10 @@ func (a *Account) republish(ctx context.Context, all bool) (tried int, err error
 		if perr := a.put(ctx, d.contact, d.rec); perr != nil {
 			errs = append(errs, fmt.Errorf("%s #%d: %w", d.contact, d.rec.Seq, perr))
 		}
+	}
+	errs = append(errs, a.flushDirectory(ctx), a.flushLog(ctx))
+	if all {
+		errs = append(errs, a.republishLog(ctx))
 	}
 	return len(list), errors.Join(errs...)
 }

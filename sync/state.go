@@ -15,19 +15,27 @@ import (
 )
 
 // Bucket names of the state database. Keys in per-contact buckets start with
-// the contact's name and a zero byte; names cannot contain zero bytes.
+// the contact's (or, for outbox, outindex and held, the session's) name and a
+// zero byte; names cannot contain zero bytes.
 var (
-	bucketAccount  = []byte("account")  // "identity", "name"
-	bucketInvites  = []byte("invites")  // invite ID → inviteRecord (inviter side, pending)
-	bucketAccepted = []byte("accepted") // invite ID → contact name (joiner side, single use)
-	bucketConvs    = []byte("convs")    // contact → convRecord
-	bucketOutbox   = []byte("outbox")   // contact\0seq → outboxRecord
-	bucketMessages = []byte("messages") // contact\0local → messageRecord
-	bucketOutIndex = []byte("outindex") // contact\0seq → local (our sent messages)
-	bucketHeld     = []byte("held")     // contact\0seq → envelope received out of order
-	bucketUnseen   = []byte("unseen")   // contact\0local → nothing: incoming messages not yet shown
+	bucketAccount  = []byte("account")   // "identity", "name"
+	bucketInvites  = []byte("invites")   // invite ID → inviteRecord (inviter side, pending)
+	bucketAccepted = []byte("accepted")  // invite ID → contact name (joiner side, single use)
+	bucketConvs    = []byte("convs")     // contact → convRecord
+	bucketOutbox   = []byte("outbox")    // contact\0seq → outboxRecord
+	bucketMessages = []byte("messages")  // contact\0local → messageRecord
+	bucketOutIndex = []byte("outindex")  // contact\0seq → local (our sent messages)
+	bucketHeld     = []byte("held")      // contact\0seq → envelope received out of order
+	bucketUnseen   = []byte("unseen")    // contact\0local → nothing: incoming messages not yet shown
+	bucketContacts = []byte("contacts")  // contact → contactRecord (one per person, over all sessions)
+	bucketOrigins  = []byte("origins")   // contact\0origin → local: every message once, however many copies
+	bucketStage    = []byte("logstage")  // seq → logEntry not yet packed into a history block
+	bucketBlocks   = []byte("logblocks") // index → blockRecord: this device's history log
+	bucketLogs     = []byte("logs")      // device ID → logCursor: history logs read, ours included
+	bucketLeaves   = []byte("leaves")    // device ID ‖ index → merkle leaf hash of that block
 	allBuckets     = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
-		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen}
+		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves}
 )
 
 // ErrCorruptState reports a state record that does not decode or is
@@ -45,22 +53,28 @@ func ValidName(s string) error {
 	return nil
 }
 
+// convRecord is one ratchet session: ours with one device of a contact. The
+// first session with a contact is named like the contact; sessions with the
+// contact's other devices are named contact~device.
 type convRecord struct {
 	Name       string    `json:"name"`
+	Contact    string    `json:"contact"`
+	PeerDevice string    `json:"peer_device,omitempty"` // hex device ID, once known
 	Session    []byte    `json:"session"`
 	NextSeq    uint64    `json:"next_seq"`    // seq of our next message, from 1
 	PeerAcked  uint64    `json:"peer_acked"`  // highest seq of ours the peer acknowledged
 	RecvContig uint64    `json:"recv_contig"` // highest peer seq received with no gap below
 	AckOwed    bool      `json:"ack_owed"`    // we received something that wants an ack
-	NextLocal  uint64    `json:"next_local"`  // next local history index
 	Created    time.Time `json:"created"`
 	InviteID   []byte    `json:"invite_id"`
 }
 
 func (c *convRecord) validate() error {
 	switch {
-	case ValidName(c.Name) != nil:
-		return fmt.Errorf("bad contact name %q", c.Name)
+	case validSessionName(c.Name) != nil:
+		return fmt.Errorf("bad session name %q", c.Name)
+	case ValidName(c.Contact) != nil:
+		return fmt.Errorf("bad contact name %q", c.Contact)
 	case len(c.Session) == 0:
 		return errors.New("no ratchet session")
 	case c.NextSeq == 0:
@@ -104,6 +118,7 @@ func (o *outboxRecord) slot() (s feed.Slot) {
 
 type messageRecord struct {
 	Local    uint64       `json:"local"`
+	Origin   []byte       `json:"origin"` // sending device ‖ random: the same for every copy
 	Dir      Direction    `json:"dir"`
 	Seq      uint64       `json:"seq"`
 	Body     string       `json:"body"`
@@ -125,7 +140,9 @@ func (m *messageRecord) validate() error {
 
 type inviteRecord struct {
 	Pending []byte    `json:"pending"`
-	Label   string    `json:"label"`
+	Label   string    `json:"label"`            // the session name the conversation will get
+	Contact string    `json:"contact"`          // empty: Label; else a device invite for this contact
+	Device  string    `json:"device,omitempty"` // device invites: the peer device it is for
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 }

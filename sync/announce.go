@@ -1,0 +1,447 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/ratchet"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Announcement feeds. For each contact, an account keeps a feed only that
+// contact can find and read (its secret travels in our meta messages). Our
+// devices write our signed device list to it whenever it changes, and the
+// device invites that start sessions between a new device of ours and each
+// device of theirs. The contact's devices poll it, so that a device linked
+// or restored while every other device is offline still reaches them.
+
+// metaBody is the body of a KindMeta message.
+type metaBody struct {
+	Device  string `json:"device"`  // the sending device's ID
+	Account []byte `json:"account"` // the sender's account identity
+	Ann     []byte `json:"ann"`     // the sender's announcement secret for us
+	List    []byte `json:"list"`    // the sender's signed device list
+}
+
+func (a *Account) metaBody(tx *bolt.Tx, c *contactRecord) ([]byte, error) {
+	list, err := a.signedDeviceList(tx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(metaBody{Device: a.device, Account: a.accountPub.Bytes(), Ann: c.MyAnn, List: list})
+}
+
+// handleMeta learns the peer device's ID, account and announcement feed from
+// a meta message. It checks that the session's peer is the device the signed
+// list says it is.
+func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
+	var m metaBody
+	if err := json.Unmarshal(body, &m); err != nil {
+		return fmt.Errorf("malformed: %v", err)
+	}
+	account, err := ratchet.ParsePublicIdentity(m.Account)
+	if err != nil {
+		return err
+	}
+	if err := validDeviceID(m.Device); err != nil {
+		return err
+	}
+	if len(m.Ann) != 32 {
+		return errors.New("announcement secret is not 32 bytes")
+	}
+	l, err := verifyList(m.List, account)
+	if err != nil {
+		return err
+	}
+	sess, err := loadSession(conv)
+	if err != nil {
+		return err
+	}
+	d := l.find(m.Device)
+	if d == nil || !bytes.Equal(d.Identity, sess.Peer().Bytes()) {
+		return fmt.Errorf("the device list of %s does not vouch for the device this session is with", conv.Contact)
+	}
+	c, err := loadContact(tx, conv.Contact)
+	if err != nil {
+		return err
+	}
+	if len(c.PeerAccount) != 0 && !bytes.Equal(c.PeerAccount, m.Account) {
+		return errors.New("it names another account than the contact's")
+	}
+	if conv.PeerDevice != "" && conv.PeerDevice != m.Device {
+		return fmt.Errorf("session is with device %s, message says %s", conv.PeerDevice, m.Device)
+	}
+	conv.PeerDevice = m.Device
+	changed := len(c.PeerAccount) == 0 || len(c.PeerAnn) == 0
+	if len(c.PeerAccount) == 0 {
+		c.PeerAccount = m.Account
+	}
+	if len(c.PeerAnn) == 0 {
+		c.PeerAnn = m.Ann
+	}
+	if err := adoptPeerList(tx, c, m.List, l); err != nil {
+		return err
+	}
+	if changed {
+		if err := a.stage(tx, contactEntry(c)); err != nil {
+			return err
+		}
+	}
+	return saveContact(tx, c)
+}
+
+// adoptPeerList takes a newer device list of a contact and drops our
+// sessions with devices it no longer has: a removed device gets nothing new.
+func adoptPeerList(tx *bolt.Tx, c *contactRecord, signed []byte, l *DeviceList) error {
+	if len(c.PeerList) != 0 {
+		pa, _ := c.peerAccount()
+		if old, err := verifyList(c.PeerList, pa); err == nil && old.Version >= l.Version {
+			return nil
+		}
+	}
+	c.PeerList = signed
+	sessions, err := sessionsOf(tx, c.Name)
+	if err != nil {
+		return err
+	}
+	for _, s := range sessions {
+		if s.PeerDevice != "" && l.find(s.PeerDevice) == nil {
+			if err := dropSession(tx, s.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// annEntry is one record of an announcement feed.
+type annEntry struct {
+	List   []byte `json:"list"`             // the writer's account's signed device list
+	From   string `json:"from,omitempty"`   // device invites: the inviting device
+	For    string `json:"for,omitempty"`    // …and the contact's device it is for
+	Invite string `json:"invite,omitempty"` // …and the invite
+}
+
+func annSlot(secret []byte, i uint64) feed.Slot { return secretSlot("announce", secret, u64(i)) }
+func annAD(i uint64) []byte                     { return append([]byte("deaddrop announce\x00"), u64(i)...) }
+
+// announcements reads every contact's announcement feed and keeps our
+// sessions with their devices complete.
+func (a *Account) announcements(ctx context.Context) error {
+	var names []string
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContacts).ForEach(func(k, _ []byte) error {
+			names = append(names, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		if err := a.readPeerAnn(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("%s: announcements: %w", name, err))
+		}
+		if err := a.maintainSessions(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("%s: devices: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// announceAll tells every contact about a change of our device list now
+// (failures are retried by the next Poll).
+func (a *Account) announceAll(ctx context.Context) {
+	a.announcements(ctx)
+}
+
+func (a *Account) readPeerAnn(ctx context.Context, name string) error {
+	for {
+		var c *contactRecord
+		if err := a.db.View(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, name); return }); err != nil {
+			return err
+		}
+		if len(c.PeerAnn) == 0 {
+			return nil
+		}
+		chunk, err := a.tr.Get(ctx, annSlot(c.PeerAnn, c.AnnRead))
+		if errors.Is(err, feed.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := a.applyAnn(ctx, c, chunk); err != nil {
+			a.problem(fmt.Errorf("%s: announcement %d: %w", name, c.AnnRead, err))
+		}
+		err = a.db.Update(func(tx *bolt.Tx) error {
+			c, err := loadContact(tx, name)
+			if err != nil {
+				return err
+			}
+			c.AnnRead++
+			return saveContact(tx, c)
+		})
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// applyAnn processes one announcement: a newer device list is adopted, and a
+// device invite for this device from a device the list vouches for is
+// accepted.
+func (a *Account) applyAnn(ctx context.Context, c *contactRecord, chunk []byte) error {
+	content, err := openContent(secretKey("announce", c.PeerAnn), annAD(c.AnnRead), chunk)
+	if err != nil {
+		return err
+	}
+	var e annEntry
+	if err := json.Unmarshal(content, &e); err != nil {
+		return fmt.Errorf("malformed: %v", err)
+	}
+	pa, ok := c.peerAccount()
+	if !ok {
+		return errors.New("contact's account identity unknown")
+	}
+	l, err := verifyList(e.List, pa)
+	if err != nil {
+		return err
+	}
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		c, err := loadContact(tx, c.Name)
+		if err != nil {
+			return err
+		}
+		if err := adoptPeerList(tx, c, e.List, l); err != nil {
+			return err
+		}
+		return saveContact(tx, c)
+	})
+	if err != nil || e.For != a.device || e.Invite == "" {
+		return err
+	}
+	return a.acceptDeviceInvite(ctx, c.Name, e.From, e.Invite)
+}
+
+// acceptDeviceInvite starts a session with another device of a contact.
+func (a *Account) acceptDeviceInvite(ctx context.Context, contact, from, text string) error {
+	inv, err := ratchet.ParseInvite(text)
+	if err != nil {
+		return err
+	}
+	now := a.opts.Now()
+	name := sessionName(contact, from)
+	id := inv.ID()
+	var outs []*outboxRecord
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		c, err := loadContact(tx, contact)
+		if err != nil {
+			return err
+		}
+		pa, _ := c.peerAccount()
+		l, err := verifyList(c.PeerList, pa)
+		if err != nil {
+			return err
+		}
+		if d := l.find(from); d == nil || !bytes.Equal(d.Identity, inv.Inviter.Bytes()) {
+			return fmt.Errorf("device invite from %s, which %s's device list does not vouch for", from, contact)
+		}
+		if tx.Bucket(bucketAccepted).Get(id[:]) != nil || tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
+			return nil // accepted before
+		}
+		sessions, err := sessionsOf(tx, contact)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(sessions, func(s *convRecord) bool { return s.PeerDevice == from }) {
+			return nil
+		}
+		sess, err := ratchet.Accept(a.id, inv, a.name, now, a.opts.Rand)
+		if err != nil {
+			return err
+		}
+		conv := &convRecord{Name: name, Contact: contact, PeerDevice: from, NextSeq: 1, Created: now, InviteID: id[:]}
+		if outs, err = a.startSession(tx, conv, sess, c, true); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketAccepted).Put(id[:], []byte(name))
+	})
+	for _, out := range outs {
+		a.put(ctx, name, out)
+	}
+	return err
+}
+
+// deviceInviteTTL is how long a device invite waits for the contact's device.
+const deviceInviteTTL = 90 * 24 * time.Hour
+
+// maintainSessions announces our device list to a contact when it changed,
+// and invites each of their devices that has no session with this device.
+// Of two devices without a session, the one with the smaller ID invites, so
+// that they do not start two.
+func (a *Account) maintainSessions(ctx context.Context, name string) error {
+	var c *contactRecord
+	var mine *DeviceList
+	var signed []byte
+	var wanted []string
+	err := a.db.View(func(tx *bolt.Tx) error {
+		var err error
+		if c, err = loadContact(tx, name); err != nil {
+			return err
+		}
+		if signed, err = a.signedDeviceList(tx); err != nil {
+			return err
+		}
+		if mine, err = verifyList(signed, a.accountPub); err != nil {
+			return err
+		}
+		wanted, err = a.devicesToInvite(tx, c)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if c.AnnSent < mine.Version {
+		if err := a.writeAnn(ctx, name, &annEntry{List: signed}, func(c *contactRecord) { c.AnnSent = mine.Version }); err != nil {
+			return err
+		}
+	}
+	for _, peer := range wanted {
+		if err := a.inviteDevice(ctx, name, peer, signed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// devicesToInvite lists the contact's devices this device should invite.
+func (a *Account) devicesToInvite(tx *bolt.Tx, c *contactRecord) ([]string, error) {
+	pa, ok := c.peerAccount()
+	if !ok || len(c.PeerList) == 0 {
+		return nil, nil
+	}
+	l, err := verifyList(c.PeerList, pa)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := sessionsOf(tx, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range l.Devices {
+		has := slices.ContainsFunc(sessions, func(s *convRecord) bool { return s.PeerDevice == d.ID || s.PeerDevice == "" })
+		if !has && a.device < d.ID && !slices.Contains(c.Invited, d.ID) {
+			out = append(out, d.ID)
+		}
+	}
+	return out, nil
+}
+
+// inviteDevice writes a device invite for one of the contact's devices to
+// our announcement feed; its pending half waits among our invites.
+func (a *Account) inviteDevice(ctx context.Context, name, peer string, signed []byte) error {
+	inv, pending, err := ratchet.NewInvite(a.id, a.name, deviceInviteTTL, a.opts.Now(), a.opts.Rand)
+	if err != nil {
+		return err
+	}
+	pb, err := pending.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	id := inv.ID()
+	e := &annEntry{List: signed, From: a.device, For: peer, Invite: inv.String()}
+	return a.writeAnn(ctx, name, e, func(c *contactRecord) { c.Invited = append(c.Invited, peer) },
+		func(tx *bolt.Tx) error {
+			rec := &inviteRecord{Pending: pb, Label: sessionName(name, peer), Contact: name, Device: peer,
+				Created: a.opts.Now(), Expires: inv.Expires}
+			return putRecord(tx.Bucket(bucketInvites), id[:], rec)
+		})
+}
+
+// writeAnn appends an entry to our announcement feed for a contact, at the
+// first free index (another of our devices may have taken ours), and then
+// records the change in the same transaction as the index.
+func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update func(*contactRecord), more ...func(*bolt.Tx) error) error {
+	content, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	var c *contactRecord
+	if err := a.db.View(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, name); return }); err != nil {
+		return err
+	}
+	i := c.AnnWrite
+	for ; ; i++ {
+		chunk, err := sealContent(secretKey("announce", c.MyAnn), annAD(i), content, a.opts.Rand)
+		if err != nil {
+			return err
+		}
+		err = a.tr.Put(ctx, annSlot(c.MyAnn, i), chunk)
+		if errors.Is(err, feed.ErrSlotUsed) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
+	}
+	return a.db.Update(func(tx *bolt.Tx) error {
+		c, err := loadContact(tx, name)
+		if err != nil {
+			return err
+		}
+		c.AnnWrite = i + 1
+		update(c)
+		for _, f := range more {
+			if err := f(tx); err != nil {
+				return err
+			}
+		}
+		return saveContact(tx, c)
+	})
+}
+
+// The directory write of a new account's first device list waits for the
+// first flush: Create works offline.
+func (a *Account) markDirectoryPending(version uint64) {
+	a.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAccount).Put([]byte("directory_pending"), sealValue(u64(version)))
+	})
+}
+
+func (a *Account) flushDirectory(ctx context.Context) error {
+	var pending bool
+	var signed []byte
+	err := a.db.View(func(tx *bolt.Tx) error {
+		pending = tx.Bucket(bucketAccount).Get([]byte("directory_pending")) != nil
+		var err error
+		signed, err = a.signedDeviceList(tx)
+		return err
+	})
+	if err != nil || !pending {
+		return err
+	}
+	l, err := verifyList(signed, a.accountPub)
+	if err != nil {
+		return err
+	}
+	chunk, err := sealContent(secretKey("directory", a.history[:]), directoryAD(l.Version), signed, a.opts.Rand)
+	if err != nil {
+		return err
+	}
+	if err := a.tr.Put(ctx, directorySlot(a.history[:], l.Version), chunk); err != nil {
+		return fmt.Errorf("writing the device list: %w", err)
+	}
+	return a.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAccount).Delete([]byte("directory_pending"))
+	})
+}

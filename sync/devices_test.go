@@ -1,0 +1,264 @@
+package sync_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/sync"
+)
+
+// settle polls every account a few rounds, so that device lists, invites,
+// hellos and metas travel both ways.
+func settle(t *testing.T, accts ...*sync.Account) {
+	t.Helper()
+	for range 4 {
+		for _, a := range accts {
+			poll(t, a)
+		}
+	}
+}
+
+func sessions(t *testing.T, a *sync.Account, contact string) int {
+	t.Helper()
+	cs, err := a.Contacts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Name == contact {
+			return c.Sessions
+		}
+	}
+	return 0
+}
+
+func history(t *testing.T, a *sync.Account, contact string) string {
+	t.Helper()
+	h, err := a.History(contact, sync.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, m := range h {
+		s = append(s, m.Body)
+	}
+	return strings.Join(s, ",")
+}
+
+func unseen(t *testing.T, a *sync.Account, contact string) []sync.Message {
+	t.Helper()
+	h, err := a.History(contact, sync.Query{UnseenOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Alice on two devices and bob: bob's messages reach both, what alice sends
+// or reads on one shows on the other, a removed device gets nothing new, and
+// a device restored from the phrase alone has the whole history and carries
+// on.
+func TestDevicesAndRestore(t *testing.T) {
+	p := newPair(t)
+	phrase := p.alice.RecoveryPhrase()
+	if phrase == "" {
+		t.Fatal("no recovery phrase")
+	}
+	send(t, p.alice, "bob", "a1")
+	settle(t, p.bob)
+	send(t, p.bob, "alice", "b1")
+	settle(t, p.alice, p.bob)
+
+	code, dev, err := p.alice.LinkDevice(ctx, "laptop", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, stats, err := sync.JoinDevice(ctx, t.TempDir(), code, direct(p.store), sync.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a2.Close() })
+	if a2.DeviceID() != dev.ID || stats.Messages != 2 {
+		t.Fatalf("joined as %s with %d messages, want %s with 2", a2.DeviceID(), stats.Messages, dev.ID)
+	}
+	if h := history(t, a2, "bob"); h != "a1,b1" {
+		t.Fatalf("linked device history %q", h)
+	}
+	if _, _, err := sync.JoinDevice(ctx, t.TempDir(), code, direct(p.store), sync.Options{}); !errors.Is(err, sync.ErrBadLinkCode) {
+		t.Fatalf("second use of a link code: %v", err)
+	}
+	settle(t, p.alice, a2, p.bob)
+	if n := sessions(t, p.bob, "alice"); n != 2 {
+		t.Fatalf("bob has %d sessions with alice's devices, want 2", n)
+	}
+
+	send(t, p.bob, "alice", "b2 to both")
+	settle(t, p.alice, a2)
+	for _, a := range []*sync.Account{p.alice, a2} {
+		if h := history(t, a, "bob"); h != "a1,b1,b2 to both" {
+			t.Fatalf("%s history %q", a.DeviceID(), h)
+		}
+	}
+	send(t, a2, "bob", "a2 from laptop")
+	settle(t, p.bob, p.alice, a2)
+	if h := history(t, p.bob, "alice"); h != "a1,b1,b2 to both,a2 from laptop" {
+		t.Fatalf("bob history %q", h)
+	}
+	if h := history(t, p.alice, "bob"); h != "a1,b1,b2 to both,a2 from laptop" {
+		t.Fatalf("first device does not show the laptop's message: %q", h)
+	}
+	// Read state: the laptop's message is read by bob on both; seen on one
+	// device is seen on the other.
+	h, _ := p.alice.History("bob", sync.Query{})
+	if last := h[len(h)-1]; last.State != sync.Read {
+		t.Fatalf("laptop's message on the first device is %v, want read", last.State)
+	}
+	if err := p.alice.MarkSeen(unseen(t, p.alice, "bob")); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, p.alice, a2)
+	if u := unseen(t, a2, "bob"); len(u) != 0 {
+		t.Fatalf("seen on the first device, unseen on the laptop: %v", bodies(u))
+	}
+
+	// Remove the laptop: bob drops its session, the laptop learns it is out.
+	if _, err := p.alice.RemoveDevice(ctx, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, p.bob)
+	if n := sessions(t, p.bob, "alice"); n != 1 {
+		t.Fatalf("bob still has %d sessions after the laptop was removed", n)
+	}
+	send(t, p.bob, "alice", "b3 not for the laptop")
+	if _, err := a2.Poll(ctx, nil); !errors.Is(err, sync.ErrDeviceRemoved) {
+		t.Fatalf("removed device polls: %v", err)
+	}
+	if h := history(t, a2, "bob"); strings.Contains(h, "b3") {
+		t.Fatalf("removed device read a new message: %q", h)
+	}
+	settle(t, p.alice)
+	want := "a1,b1,b2 to both,a2 from laptop,b3 not for the laptop"
+	if h := history(t, p.alice, "bob"); h != want {
+		t.Fatalf("alice %q", h)
+	}
+
+	// The first device is destroyed; restore from the phrase alone.
+	p.alice.Close()
+	os.RemoveAll(p.dirA)
+	a3, rs, err := sync.Restore(ctx, t.TempDir(), phrase, "phone", direct(p.store), sync.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a3.Close() })
+	if h := history(t, a3, "bob"); h != want {
+		t.Fatalf("restored history %q, want %q", h, want)
+	}
+	t.Logf("restore: %+v", *rs)
+	settle(t, a3, p.bob)
+	send(t, p.bob, "alice", "b4 after restore")
+	send(t, a3, "bob", "a3 restored")
+	settle(t, a3, p.bob)
+	if h := history(t, a3, "bob"); !strings.HasSuffix(h, "b4 after restore,a3 restored") && !strings.HasSuffix(h, "a3 restored,b4 after restore") {
+		t.Fatalf("restored device does not chat: %q", h)
+	}
+	if h := history(t, p.bob, "alice"); !strings.Contains(h, "a3 restored") {
+		t.Fatalf("bob did not get the restored device's message: %q", h)
+	}
+}
+
+func TestRestoreBadInput(t *testing.T) {
+	p := newPair(t)
+	phrase := p.alice.RecoveryPhrase()
+	poll(t, p.alice) // writes the directory and the log
+	dir := t.TempDir()
+	typo := []byte(phrase)
+	typo[3] = map[byte]byte{'a': 'b'}[typo[3]] | 'c'
+	for _, bad := range []string{"", "hello", string(typo), phrase + "a"} {
+		if _, _, err := sync.Restore(ctx, dir, bad, "x", direct(p.store), sync.Options{}); !errors.Is(err, sync.ErrBadPhrase) {
+			t.Errorf("phrase %q: %v", bad, err)
+		}
+	}
+	other := newAccount(t, t.TempDir(), "carol", direct(feed.NewMemory()))
+	if _, _, err := sync.Restore(ctx, dir, other.RecoveryPhrase(), "x", direct(p.store), sync.Options{}); err == nil || !strings.Contains(err.Error(), "no account found") {
+		t.Errorf("another account's phrase: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("failed restores left %v", entries)
+	}
+	for _, code := range []string{"", "ddlink1-", "ddlink1-aaaaaaaaaaaaaaaaaaaaaaaaaa", "xyz"} {
+		if _, _, err := sync.JoinDevice(ctx, dir, code, direct(p.store), sync.Options{}); !errors.Is(err, sync.ErrBadLinkCode) {
+			t.Errorf("link code %q: %v", code, err)
+		}
+	}
+	code, _, err := p.alice.LinkDevice(ctx, "old", time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if _, _, err := sync.JoinDevice(ctx, dir, code, direct(p.store), sync.Options{}); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired code: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.db")); err == nil {
+		t.Error("a failed join left a state file")
+	}
+}
+
+// A tampered history block stops the restore with an error naming it, and
+// leaves no account behind.
+func TestRestoreTamperedLog(t *testing.T) {
+	st := &slotLog{Memory: feed.NewMemory(), chunks: map[feed.Slot][]byte{}}
+	tr := direct(st)
+	alice := newAccount(t, t.TempDir(), "alice", tr)
+	bob := newAccount(t, t.TempDir(), "bob", tr)
+	inv, _ := alice.Invite("bob")
+	if _, err := bob.Accept(ctx, inv, ""); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, alice)
+	send(t, alice, "bob", "hello")
+	// Restore from a copy of the store with one slot's chunk altered, for
+	// every slot: whichever is a history block must fail verification.
+	failed := 0
+	for s := range st.chunks {
+		copyStore := feed.NewMemory()
+		for s2, c := range st.chunks {
+			if s2 == s {
+				c = slices.Clone(c)
+				c[100] ^= 1
+			}
+			copyStore.Put(ctx, s2, c)
+		}
+		dir := t.TempDir()
+		_, _, err := sync.Restore(ctx, dir, alice.RecoveryPhrase(), "x", direct(copyStore), sync.Options{})
+		if errors.Is(err, sync.ErrTamperedLog) {
+			failed++
+			if _, serr := os.Stat(filepath.Join(dir, "state.db")); serr == nil {
+				t.Error("a failed restore left a state file")
+			}
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no tampered block was detected")
+	}
+	if _, _, err := sync.Restore(ctx, t.TempDir(), alice.RecoveryPhrase(), "x", tr, sync.Options{}); err != nil {
+		t.Fatalf("restore from the untouched store: %v", err)
+	}
+}
+
+// slotLog remembers every chunk written.
+type slotLog struct {
+	*feed.Memory
+	chunks map[feed.Slot][]byte
+}
+
+func (s *slotLog) Put(ctx2 context.Context, slot feed.Slot, c []byte) error {
+	s.chunks[slot] = slices.Clone(c)
+	return s.Memory.Put(ctx2, slot, c)
+}

@@ -1,0 +1,379 @@
+package sync
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/sync/merkle"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The history log. Every device appends what happens to the account (a
+// contact made, a message sent or received, a message read) to its own
+// append-only log: blocks in secret slots derived from the history key and
+// its device ID, each block sealed under the history key and carrying the
+// merkle root of the log before it (RFC 9162 tree over the blocks' chunks).
+// A device reads its siblings' logs to show what they sent and read; a device
+// restored from the recovery phrase reads them all. Each log has one writer,
+// so two devices reconcile by comparing each log's size and root and fetching
+// the missing suffix, verified against the root the next block carries.
+
+// logEntry is one event. Fields are used per Type.
+type logEntry struct {
+	Type    string `json:"t"` // "contact", "msg", "state"
+	Contact string `json:"c"`
+
+	// contact
+	Created     time.Time `json:"created,omitzero"`
+	MyAnn       []byte    `json:"my_ann,omitempty"`
+	PeerAnn     []byte    `json:"peer_ann,omitempty"`
+	PeerAccount []byte    `json:"peer_account,omitempty"`
+
+	// msg and state
+	Origin   []byte       `json:"o,omitempty"`
+	Dir      Direction    `json:"d,omitempty"`
+	Body     []byte       `json:"b,omitempty"`
+	Sent     time.Time    `json:"s,omitzero"`
+	Received time.Time    `json:"r,omitzero"`
+	State    MessageState `json:"st,omitempty"`
+	Seen     bool         `json:"seen,omitempty"`
+}
+
+func (e *logEntry) validate() error {
+	if ValidName(e.Contact) != nil {
+		return fmt.Errorf("bad contact name %q", e.Contact)
+	}
+	switch e.Type {
+	case "contact":
+		if len(e.MyAnn) != 32 {
+			return errors.New("contact entry without an announcement secret")
+		}
+	case "msg", "state":
+		if len(e.Origin) != originSize {
+			return fmt.Errorf("message origin of %d bytes", len(e.Origin))
+		}
+		if e.Type == "msg" && (e.Dir != Incoming && e.Dir != Outgoing || len(e.Body) == 0 || len(e.Body) > MaxMessageSize) {
+			return errors.New("malformed message entry")
+		}
+	default:
+		return fmt.Errorf("unknown entry type %q", e.Type)
+	}
+	return nil
+}
+
+func contactEntry(c *contactRecord) *logEntry {
+	return &logEntry{Type: "contact", Contact: c.Name, Created: c.Created, MyAnn: c.MyAnn, PeerAnn: c.PeerAnn, PeerAccount: c.PeerAccount}
+}
+
+func messageEntry(contact string, m *messageRecord) *logEntry {
+	return &logEntry{Type: "msg", Contact: contact, Origin: m.Origin, Dir: m.Dir, Body: []byte(m.Body),
+		Sent: m.Sent, Received: m.Received, State: m.State, Seen: m.Seen}
+}
+
+func stateEntry(contact string, m *messageRecord) *logEntry {
+	return &logEntry{Type: "state", Contact: contact, Origin: m.Origin, State: m.State, Seen: m.Seen}
+}
+
+// stage queues an entry for this device's log, in the caller's transaction:
+// the event and its log entry commit together.
+func (a *Account) stage(tx *bolt.Tx, e *logEntry) error {
+	if !a.historyOn {
+		return nil
+	}
+	b := tx.Bucket(bucketStage)
+	n, _ := b.NextSequence()
+	return putRecord(b, u64(n), e)
+}
+
+// block is the plaintext of one history block.
+type block struct {
+	Device  string      `json:"dev"`
+	Index   uint64      `json:"i"`
+	Prev    []byte      `json:"prev"` // merkle root of blocks 0..Index-1 of this log
+	Entries []*logEntry `json:"e"`
+}
+
+type blockRecord struct {
+	Chunk  []byte `json:"chunk"`
+	Stored bool   `json:"stored"`
+}
+
+func (b *blockRecord) validate() error {
+	if len(b.Chunk) != feed.ChunkSize {
+		return fmt.Errorf("history block of %d bytes", len(b.Chunk))
+	}
+	return nil
+}
+
+func logSlot(history []byte, device string, index uint64) feed.Slot {
+	id, _ := hex.DecodeString(device)
+	return secretSlot("history", history, id, u64(index))
+}
+
+func blockAD(device string, index uint64) []byte {
+	return append([]byte("deaddrop history block\x00"+device), u64(index)...)
+}
+
+// logCursor is how far a device's log has been read (or, for ours, written).
+type logCursor struct {
+	Next uint64 `json:"next"`
+}
+
+func (c *logCursor) validate() error { return nil }
+
+func loadCursor(tx *bolt.Tx, device string) (*logCursor, error) {
+	c := new(logCursor)
+	data := tx.Bucket(bucketLogs).Get([]byte(device))
+	if data == nil {
+		return c, nil
+	}
+	return c, decodeRecord("log cursor "+device, data, c)
+}
+
+// logTree rebuilds the merkle tree of a log's blocks from the stored leaves.
+func logTree(tx *bolt.Tx, device string, n uint64) (*merkle.Tree, error) {
+	t := new(merkle.Tree)
+	c := tx.Bucket(bucketLeaves).Cursor()
+	p := []byte(device)
+	for k, v := c.Seek(p); k != nil && hasPrefix(k, p) && t.Size() < n; k, v = c.Next() {
+		if len(v) != len(merkle.Hash{}) || binary.BigEndian.Uint64(k[len(p):]) != t.Size() {
+			return nil, fmt.Errorf("%w: merkle leaves of log %s", ErrCorruptState, device)
+		}
+		t.Append(merkle.Hash(v))
+	}
+	if t.Size() != n {
+		return nil, fmt.Errorf("%w: log %s has %d leaves, want %d", ErrCorruptState, device, t.Size(), n)
+	}
+	return t, nil
+}
+
+func putLeaf(tx *bolt.Tx, device string, index uint64, chunk []byte) error {
+	h := merkle.LeafHash(chunk)
+	return tx.Bucket(bucketLeaves).Put(append([]byte(device), u64(index)...), h[:])
+}
+
+// packLog seals the staged entries into new blocks of our log, in one
+// transaction, so that a crash never packs an entry twice or loses it.
+func (a *Account) packLog() error {
+	if !a.historyOn {
+		return nil
+	}
+	empty := true
+	a.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketStage).Cursor().First()
+		empty = k == nil
+		return nil
+	})
+	if empty {
+		return nil // and write nothing: a bbolt commit always rewrites the meta page
+	}
+	return a.db.Update(func(tx *bolt.Tx) error {
+		stage := tx.Bucket(bucketStage)
+		var entries []*logEntry
+		var keys [][]byte
+		err := stage.ForEach(func(k, v []byte) error {
+			e := new(logEntry)
+			if err := decodeRecord("staged history entry", v, e); err != nil {
+				return err
+			}
+			entries, keys = append(entries, e), append(keys, append([]byte(nil), k...))
+			return nil
+		})
+		if err != nil || len(entries) == 0 {
+			return err
+		}
+		cur, err := loadCursor(tx, a.device)
+		if err != nil {
+			return err
+		}
+		tree, err := logTree(tx, a.device, cur.Next)
+		if err != nil {
+			return err
+		}
+		for len(entries) > 0 {
+			n, content, err := fillBlock(&block{Device: a.device, Index: cur.Next}, entries, tree)
+			if err != nil {
+				return err
+			}
+			chunk, err := sealContent(secretKey("history", a.history[:]), blockAD(a.device, cur.Next), content, a.opts.Rand)
+			if err != nil {
+				return err
+			}
+			if err := putRecord(tx.Bucket(bucketBlocks), u64(cur.Next), &blockRecord{Chunk: chunk}); err != nil {
+				return err
+			}
+			if err := putLeaf(tx, a.device, cur.Next, chunk); err != nil {
+				return err
+			}
+			tree.Append(merkle.LeafHash(chunk))
+			cur.Next++
+			entries = entries[n:]
+		}
+		for _, k := range keys {
+			if err := stage.Delete(k); err != nil {
+				return err
+			}
+		}
+		return putRecord(tx.Bucket(bucketLogs), []byte(a.device), cur)
+	})
+}
+
+// fillBlock puts as many entries as fit into b and returns how many and the
+// encoded block.
+func fillBlock(b *block, entries []*logEntry, tree *merkle.Tree) (int, []byte, error) {
+	root := tree.Root()
+	b.Prev = root[:]
+	var best []byte
+	n := 0
+	for n < len(entries) {
+		b.Entries = entries[:n+1]
+		content, err := json.Marshal(b)
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(content) > sealedContentMax {
+			break
+		}
+		best, n = content, n+1
+	}
+	if n == 0 {
+		return 0, nil, fmt.Errorf("history entry too large for a block")
+	}
+	return n, best, nil
+}
+
+// flushLog packs staged entries and writes every block the store has not
+// accepted yet. A failure leaves them for the next flush.
+func (a *Account) flushLog(ctx context.Context) error {
+	if err := a.packLog(); err != nil {
+		return err
+	}
+	var pending []uint64
+	var chunks [][]byte
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlocks).ForEach(func(k, v []byte) error {
+			r := new(blockRecord)
+			if err := decodeRecord("history block", v, r); err != nil {
+				return err
+			}
+			if !r.Stored {
+				pending, chunks = append(pending, binary.BigEndian.Uint64(k)), append(chunks, r.Chunk)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return a.putBlocks(ctx, pending, chunks)
+}
+
+func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]byte) error {
+	var errs []error
+	for i, idx := range indexes {
+		if err := a.tr.Put(ctx, logSlot(a.history[:], a.device, idx), chunks[i]); err != nil && !errors.Is(err, feed.ErrSlotUsed) {
+			errs = append(errs, fmt.Errorf("history block %d: %w", idx, err))
+			continue
+		} else if err != nil {
+			errs = append(errs, fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?)", idx))
+			continue
+		}
+		err := a.db.Update(func(tx *bolt.Tx) error {
+			return putRecord(tx.Bucket(bucketBlocks), u64(idx), &blockRecord{Chunk: chunks[i], Stored: true})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RepublishLog writes every block of this device's history log again: after
+// a store lost data.
+func (a *Account) republishLog(ctx context.Context) error {
+	if !a.historyOn {
+		return nil
+	}
+	var idx []uint64
+	var chunks [][]byte
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlocks).ForEach(func(k, v []byte) error {
+			r := new(blockRecord)
+			if err := decodeRecord("history block", v, r); err != nil {
+				return err
+			}
+			idx, chunks = append(idx, binary.BigEndian.Uint64(k)), append(chunks, r.Chunk)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return a.putBlocks(ctx, idx, chunks)
+}
+
+// ErrTamperedLog reports a history block that fails verification.
+var ErrTamperedLog = errors.New("history log does not verify")
+
+// openBlock decrypts and checks block index of a device's log against the
+// root of the blocks before it.
+func openBlock(history []byte, device string, index uint64, chunk []byte, prev merkle.Hash) (*block, error) {
+	content, err := openContent(secretKey("history", history), blockAD(device, index), chunk)
+	if err != nil {
+		return nil, fmt.Errorf("%w: block %d of device %s %v", ErrTamperedLog, index, device, err)
+	}
+	b := new(block)
+	if err := json.Unmarshal(content, b); err != nil {
+		return nil, fmt.Errorf("%w: block %d of device %s: %v", ErrTamperedLog, index, device, err)
+	}
+	switch {
+	case b.Device != device || b.Index != index:
+		return nil, fmt.Errorf("%w: block %d of device %s says it is block %d of %s", ErrTamperedLog, index, device, b.Index, b.Device)
+	case string(b.Prev) != string(prev[:]):
+		return nil, fmt.Errorf("%w: block %d of device %s does not extend the log read so far (merkle root mismatch)", ErrTamperedLog, index, device)
+	}
+	for i, e := range b.Entries {
+		if e == nil {
+			return nil, fmt.Errorf("%w: block %d of device %s: entry %d is empty", ErrTamperedLog, index, device, i)
+		}
+		if err := e.validate(); err != nil {
+			return nil, fmt.Errorf("%w: block %d of device %s: entry %d: %v", ErrTamperedLog, index, device, i, err)
+		}
+	}
+	return b, nil
+}
+
+// LogHead is the size and merkle root of one device's history log as known
+// here: two devices with equal heads for every log have the same history.
+type LogHead struct {
+	Device string
+	Size   uint64
+	Root   merkle.Hash
+}
+
+// LogHeads returns the head of every history log this device has read or
+// written.
+func (a *Account) LogHeads() ([]LogHead, error) {
+	var out []LogHead
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLogs).ForEach(func(k, v []byte) error {
+			c := new(logCursor)
+			if err := decodeRecord("log cursor", v, c); err != nil {
+				return err
+			}
+			t, err := logTree(tx, string(k), c.Next)
+			if err != nil {
+				return err
+			}
+			out = append(out, LogHead{string(k), c.Next, t.Root()})
+			return nil
+		})
+	})
+	return out, err
+}

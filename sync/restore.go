@@ -1,0 +1,292 @@
+package sync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/ratchet"
+	"github.com/deaddrop/deaddrop/transport"
+	bolt "go.etcd.io/bbolt"
+)
+
+// RestoreStats reports what a restore or a device join read.
+type RestoreStats struct {
+	Devices  int           // history logs read
+	Blocks   int           // history blocks read
+	Contacts int           // contacts restored
+	Messages int           // messages restored
+	Duration time.Duration // wall time of the whole restore
+}
+
+// Restore makes dir a new device of the account whose recovery phrase is
+// given, from the store alone: every old device may be gone. It reads the
+// account's device list and every device's history log, rebuilds the whole
+// history in order, adds itself to the device list, and asks each contact's
+// devices for new sessions, so that their next messages reach it. On any
+// error dir is left without an account and nothing on the store changes.
+func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.Transport, opts Options) (*Account, *RestoreStats, error) {
+	start := time.Now()
+	opts.fill()
+	seed, err := parsePhrase(phrase)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := deriveKeys(seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub := keys.identity.Public()
+	l, _, err := fetchDirectory(ctx, tr.Get, keys.history[:], pub, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if l == nil {
+		return nil, nil, errors.New("no account found on this store for this recovery phrase (a wrong phrase, or another store?)")
+	}
+	if len(l.Devices) >= MaxDevices {
+		return nil, nil, fmt.Errorf("the account already has %d devices, the most allowed: remove one first ('deaddrop device remove')", len(l.Devices))
+	}
+	st, next, err := newDeviceState(l, deviceName, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.AccountKey, st.Key = keys.identity, keys.history
+	if st.List, err = signList(keys.identity, next); err != nil {
+		return nil, nil, err
+	}
+	var a *Account
+	stats, err := bootstrap(ctx, dir, tr, opts, st, l, func(acct *Account) error {
+		a = acct
+		return acct.publishList(ctx, next)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	a.announceAll(ctx)
+	stats.Duration = time.Since(start)
+	return a, stats, nil
+}
+
+// newDeviceState makes the keys of a new device of the account whose list
+// is l, and the next version of the list with it added.
+func newDeviceState(l *DeviceList, deviceName string, opts Options) (*accountState, *DeviceList, error) {
+	if deviceName == "" {
+		deviceName = "device"
+	}
+	if err := ValidName(deviceName); err != nil {
+		return nil, nil, fmt.Errorf("device name: %w", err)
+	}
+	id, err := ratchet.NewIdentity(opts.Rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	dev := Device{ID: newDeviceID(), Name: deviceName, Identity: id.Public().Bytes(), Added: opts.Now().UTC()}
+	next := *l
+	next.Version++
+	next.Devices = append(append([]Device(nil), l.Devices...), dev)
+	pub, _ := ratchet.ParsePublicIdentity(l.Account)
+	return &accountState{Name: l.Name, Device: dev.ID, Identity: id, AccountPub: pub, History: true}, &next, nil
+}
+
+// bootstrap creates the account of a new device in dir and fills it from
+// every history log the list names; then runs finish. Any error removes
+// what it created.
+func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Options, st *accountState, l *DeviceList, finish func(*Account) error) (stats *RestoreStats, err error) {
+	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
+		return nil, fmt.Errorf("%w (%s)", ErrAccountExists, dir)
+	}
+	a, err := createAccount(dir, tr, opts, st)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.db.Close()
+			os.Remove(filepath.Join(dir, stateFile))
+		}
+	}()
+	stats = &RestoreStats{}
+	var entries []*logEntry
+	for _, id := range logDevices(l) {
+		n, err := a.readLog(ctx, id, func(_ *bolt.Tx, e []*logEntry) error {
+			entries = append(entries, e...)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		stats.Devices++
+		stats.Blocks += n
+	}
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		if err := applySorted(tx, entries); err != nil {
+			return err
+		}
+		stats.Contacts = countKeys(tx.Bucket(bucketContacts))
+		stats.Messages = countKeys(tx.Bucket(bucketMessages))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stats, finish(a)
+}
+
+// Device linking: 'device link' on a device with the account key makes the
+// new device's keys, adds it to the device list, and leaves them on the
+// store sealed under a one-time code; 'device join <code>' on the new device
+// fetches them. Nobody without the code can find or open them; a code works
+// once and expires.
+
+const linkCodePrefix = "ddlink1-"
+
+// linkPackage is what a link code opens.
+type linkPackage struct {
+	Name     string    `json:"name"`
+	Device   string    `json:"device"`
+	Identity []byte    `json:"identity"` // the new device's private identity
+	Account  []byte    `json:"account"`
+	History  []byte    `json:"history"`
+	Expires  time.Time `json:"expires"`
+}
+
+// ErrBadLinkCode reports a link code that is malformed, unknown or used.
+var ErrBadLinkCode = errors.New("bad link code")
+
+// LinkDevice adds a device called name to the account and returns the
+// one-time code, valid for ttl, that 'device join' takes on it.
+func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration) (string, *Device, error) {
+	if !a.historyOn {
+		return "", nil, ErrNoHistory
+	}
+	if a.accountKey == nil {
+		return "", nil, ErrNoAccountKey
+	}
+	if err := a.syncDirectory(ctx); err != nil {
+		return "", nil, err
+	}
+	l, err := a.deviceList()
+	if err != nil {
+		return "", nil, err
+	}
+	if len(l.Devices) >= MaxDevices {
+		return "", nil, fmt.Errorf("the account already has %d devices, the most allowed: remove one first", len(l.Devices))
+	}
+	st, next, err := newDeviceState(l, name, a.opts)
+	if err != nil {
+		return "", nil, err
+	}
+	secret := make([]byte, 16)
+	rand.Read(secret)
+	idb, _ := st.Identity.MarshalBinary()
+	pkg, _ := json.Marshal(linkPackage{Name: a.name, Device: st.Device, Identity: idb, Account: a.accountPub.Bytes(),
+		History: a.history[:], Expires: a.opts.Now().Add(ttl).UTC()})
+	chunk, err := sealContent(secretKey("link", secret), []byte("deaddrop link"), pkg, a.opts.Rand)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := a.tr.Put(ctx, secretSlot("link", secret), chunk); err != nil {
+		return "", nil, fmt.Errorf("writing the link: %w", err)
+	}
+	if err := a.publishList(ctx, next); err != nil {
+		return "", nil, err
+	}
+	a.announceAll(ctx)
+	dev := next.Devices[len(next.Devices)-1]
+	return linkCodePrefix + phraseEncoding.EncodeToString(secret), &dev, nil
+}
+
+func parseLinkCode(code string) ([]byte, error) {
+	code = strings.ToLower(strings.TrimSpace(code))
+	rest, ok := strings.CutPrefix(code, linkCodePrefix)
+	secret, err := phraseEncoding.DecodeString(rest)
+	if !ok || err != nil || len(secret) != 16 {
+		return nil, fmt.Errorf("%w: want %s followed by 26 letters and digits 2-7, as 'deaddrop device link' prints it", ErrBadLinkCode, linkCodePrefix)
+	}
+	return secret, nil
+}
+
+// JoinDevice makes dir the device a link code was made for: it fetches the
+// device's keys, reads the account's whole history, and starts sessions with
+// the contacts' devices. On any error dir is left without an account.
+func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, opts Options) (*Account, *RestoreStats, error) {
+	start := time.Now()
+	opts.fill()
+	secret, err := parseLinkCode(code)
+	if err != nil {
+		return nil, nil, err
+	}
+	chunk, err := tr.Get(ctx, secretSlot("link", secret))
+	if errors.Is(err, feed.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: no device link for this code on the store (mistyped, or made on another store?)", ErrBadLinkCode)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	content, err := openContent(secretKey("link", secret), []byte("deaddrop link"), chunk)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: the link %v", ErrBadLinkCode, err)
+	}
+	var pkg linkPackage
+	if err := json.Unmarshal(content, &pkg); err != nil {
+		return nil, nil, fmt.Errorf("%w: malformed link: %v", ErrBadLinkCode, err)
+	}
+	if opts.Now().After(pkg.Expires) {
+		return nil, nil, fmt.Errorf("%w: it expired at %s (run 'deaddrop device link' again)", ErrBadLinkCode, pkg.Expires.Local().Format(time.DateTime))
+	}
+	claimed := secretSlot("link claimed", secret)
+	if _, err := tr.Get(ctx, claimed); err == nil {
+		return nil, nil, fmt.Errorf("%w: it was used already (codes work once)", ErrBadLinkCode)
+	}
+	st := &accountState{Name: pkg.Name, Device: pkg.Device, History: true}
+	if st.Identity, err = ratchet.UnmarshalIdentity(pkg.Identity); err != nil {
+		return nil, nil, fmt.Errorf("%w: link: %v", ErrBadLinkCode, err)
+	}
+	if st.AccountPub, err = ratchet.ParsePublicIdentity(pkg.Account); err != nil || len(pkg.History) != 32 {
+		return nil, nil, fmt.Errorf("%w: link: bad account keys", ErrBadLinkCode)
+	}
+	copy(st.Key[:], pkg.History)
+	l, signed, err := fetchDirectory(ctx, tr.Get, st.Key[:], st.AccountPub, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if l == nil || l.find(pkg.Device) == nil {
+		return nil, nil, fmt.Errorf("%w: the device it was made for is not (or no longer) in the account", ErrBadLinkCode)
+	}
+	st.List = signed
+	var a *Account
+	stats, err := bootstrap(ctx, dir, tr, opts, st, l, func(acct *Account) error {
+		a = acct
+		mark, err := sealContent(secretKey("link", secret), []byte("deaddrop link claimed"), []byte("claimed"), opts.Rand)
+		if err != nil {
+			return err
+		}
+		if err := tr.Put(ctx, claimed, mark); err != nil {
+			return fmt.Errorf("marking the link code used: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	a.announceAll(ctx)
+	stats.Duration = time.Since(start)
+	return a, stats, nil
+}
+
+func countKeys(b *bolt.Bucket) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
