@@ -32,6 +32,9 @@ type (
 	Query        = sync.Query
 	MessageState = sync.MessageState
 	Progress     = sync.Progress
+	Device       = sync.Device
+	DeviceInfo   = sync.DeviceInfo
+	RestoreStats = sync.RestoreStats
 )
 
 // Message states and directions.
@@ -58,6 +61,13 @@ type Config struct {
 	// Transport, if set, carries store operations instead of a direct
 	// connection to Store (for example a mix transport). Client closes it.
 	Transport transport.Transport
+	// NoHistory creates the account without a history log (Init only).
+	// History is on by default: every message is also kept in the
+	// account's encrypted log on the store, which is what lets a recovery
+	// phrase restore everything and a second device join; whoever learns
+	// the phrase can read it all. Off: no phrase, no restore, one device,
+	// and messages live only in this device's state.
+	NoHistory bool
 }
 
 // Client is one account on this device.
@@ -99,16 +109,56 @@ func Init(ctx context.Context, home, name string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	acct, err := sync.Create(home, name, tr, sync.Options{Window: cfg.Window})
+	acct, err := sync.Create(home, name, tr, sync.Options{Window: cfg.Window, NoHistory: cfg.NoHistory})
 	if err != nil {
 		tr.Close()
 		return nil, err
 	}
+	return finishHome(acct, home, cfg)
+}
+
+func finishHome(acct *sync.Account, home string, cfg Config) (*Client, error) {
 	if err := writeHomeConfig(home, homeConfig{Store: cfg.Store}); err != nil {
 		acct.Close()
 		return nil, err
 	}
 	return &Client{Account: acct, home: home, store: cfg.Store}, nil
+}
+
+// Restore makes home a new device of the account whose recovery phrase is
+// given, reading everything from the store in cfg (every old device may be
+// gone): the whole history, and new sessions with every contact.
+func Restore(ctx context.Context, home, phrase, deviceName string, cfg Config) (*Client, *RestoreStats, error) {
+	return newDevice(ctx, home, cfg, func(tr transport.Transport) (*sync.Account, *sync.RestoreStats, error) {
+		return sync.Restore(ctx, home, phrase, deviceName, tr, sync.Options{Window: cfg.Window})
+	})
+}
+
+// JoinDevice makes home the device a 'device link' code was made for.
+func JoinDevice(ctx context.Context, home, code string, cfg Config) (*Client, *RestoreStats, error) {
+	return newDevice(ctx, home, cfg, func(tr transport.Transport) (*sync.Account, *sync.RestoreStats, error) {
+		return sync.JoinDevice(ctx, home, code, tr, sync.Options{Window: cfg.Window})
+	})
+}
+
+func newDevice(ctx context.Context, home string, cfg Config, make func(transport.Transport) (*sync.Account, *sync.RestoreStats, error)) (*Client, *RestoreStats, error) {
+	if cfg.Store == "" {
+		cfg.Store = DefaultStore()
+	}
+	if _, err := os.Stat(filepath.Join(home, configFile)); err == nil {
+		return nil, nil, fmt.Errorf("%w (%s)", sync.ErrAccountExists, home)
+	}
+	tr, err := openTransport(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	acct, stats, err := make(tr)
+	if err != nil {
+		tr.Close()
+		return nil, nil, err
+	}
+	cl, err := finishHome(acct, home, cfg)
+	return cl, stats, err
 }
 
 // Open opens the account in home.

@@ -41,21 +41,7 @@ func (a *Account) metaBody(tx *bolt.Tx, c *contactRecord) ([]byte, error) {
 // a meta message. It checks that the session's peer is the device the signed
 // list says it is.
 func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
-	var m metaBody
-	if err := json.Unmarshal(body, &m); err != nil {
-		return fmt.Errorf("malformed: %v", err)
-	}
-	account, err := ratchet.ParsePublicIdentity(m.Account)
-	if err != nil {
-		return err
-	}
-	if err := validDeviceID(m.Device); err != nil {
-		return err
-	}
-	if len(m.Ann) != 32 {
-		return errors.New("announcement secret is not 32 bytes")
-	}
-	l, err := verifyList(m.List, account)
+	m, l, err := parseMeta(body)
 	if err != nil {
 		return err
 	}
@@ -94,6 +80,30 @@ func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
 		}
 	}
 	return saveContact(tx, c)
+}
+
+// parseMeta decodes a meta message and verifies the device list it carries
+// against the account it names.
+func parseMeta(body []byte) (*metaBody, *DeviceList, error) {
+	m := new(metaBody)
+	if err := json.Unmarshal(body, m); err != nil {
+		return nil, nil, fmt.Errorf("malformed: %v", err)
+	}
+	account, err := ratchet.ParsePublicIdentity(m.Account)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := validDeviceID(m.Device); err != nil {
+		return nil, nil, err
+	}
+	if len(m.Ann) != 32 {
+		return nil, nil, errors.New("announcement secret is not 32 bytes")
+	}
+	l, err := verifyList(m.List, account)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, l, nil
 }
 
 // adoptPeerList takes a newer device list of a contact and drops our
@@ -203,15 +213,11 @@ func (a *Account) applyAnn(ctx context.Context, c *contactRecord, chunk []byte) 
 	if err != nil {
 		return err
 	}
-	var e annEntry
-	if err := json.Unmarshal(content, &e); err != nil {
-		return fmt.Errorf("malformed: %v", err)
-	}
 	pa, ok := c.peerAccount()
 	if !ok {
 		return errors.New("contact's account identity unknown")
 	}
-	l, err := verifyList(e.List, pa)
+	e, l, err := parseAnn(content, pa)
 	if err != nil {
 		return err
 	}
@@ -229,6 +235,27 @@ func (a *Account) applyAnn(ctx context.Context, c *contactRecord, chunk []byte) 
 		return err
 	}
 	return a.acceptDeviceInvite(ctx, c.Name, e.From, e.Invite)
+}
+
+// parseAnn decodes an announcement and verifies its device list.
+func parseAnn(content []byte, account ratchet.PublicIdentity) (*annEntry, *DeviceList, error) {
+	e := new(annEntry)
+	if err := json.Unmarshal(content, e); err != nil {
+		return nil, nil, fmt.Errorf("malformed: %v", err)
+	}
+	l, err := verifyList(e.List, account)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.Invite != "" {
+		if err := validDeviceID(e.From); err != nil {
+			return nil, nil, fmt.Errorf("device invite: %v", err)
+		}
+		if err := validDeviceID(e.For); err != nil {
+			return nil, nil, fmt.Errorf("device invite: %v", err)
+		}
+	}
+	return e, l, nil
 }
 
 // acceptDeviceInvite starts a session with another device of a contact.
@@ -369,7 +396,10 @@ func (a *Account) inviteDevice(ctx context.Context, name, peer string, signed []
 
 // writeAnn appends an entry to our announcement feed for a contact, at the
 // first free index (another of our devices may have taken ours), and then
-// records the change in the same transaction as the index.
+// records the change in the same transaction as the index. Two of our
+// devices writing the same index at the same instant could lose one entry;
+// device changes are rare and made by a person, and the entry is written
+// again on the next change.
 func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update func(*contactRecord), more ...func(*bolt.Tx) error) error {
 	content, err := json.Marshal(e)
 	if err != nil {
@@ -379,20 +409,24 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 	if err := a.db.View(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, name); return }); err != nil {
 		return err
 	}
+	// Find the first free index: not every store refuses a second,
+	// different chunk in a used slot (Swarm may keep either), so look first.
 	i := c.AnnWrite
 	for ; ; i++ {
-		chunk, err := sealContent(secretKey("announce", c.MyAnn), annAD(i), content, a.opts.Rand)
-		if err != nil {
-			return err
-		}
-		err = a.tr.Put(ctx, annSlot(c.MyAnn, i), chunk)
-		if errors.Is(err, feed.ErrSlotUsed) {
-			continue
+		_, err := a.tr.Get(ctx, annSlot(c.MyAnn, i))
+		if errors.Is(err, feed.ErrNotFound) {
+			break
 		}
 		if err != nil {
 			return err
 		}
-		break
+	}
+	chunk, err := sealContent(secretKey("announce", c.MyAnn), annAD(i), content, a.opts.Rand)
+	if err != nil {
+		return err
+	}
+	if err := a.tr.Put(ctx, annSlot(c.MyAnn, i), chunk); err != nil {
+		return err
 	}
 	return a.db.Update(func(tx *bolt.Tx) error {
 		c, err := loadContact(tx, name)

@@ -328,6 +328,11 @@ func openBlock(history []byte, device string, index uint64, chunk []byte, prev m
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %d of device %s %v", ErrTamperedLog, index, device, err)
 	}
+	return decodeBlock(content, device, index, prev)
+}
+
+// decodeBlock decodes and checks a block's plaintext.
+func decodeBlock(content []byte, device string, index uint64, prev merkle.Hash) (*block, error) {
 	b := new(block)
 	if err := json.Unmarshal(content, b); err != nil {
 		return nil, fmt.Errorf("%w: block %d of device %s: %v", ErrTamperedLog, index, device, err)

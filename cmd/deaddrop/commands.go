@@ -13,7 +13,7 @@ import (
 )
 
 func (c *cli) initCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "init <name>",
 		Short: "Create an account called <name> in the home directory",
 		Args:  args(1, "one argument: your name, e.g. 'deaddrop init alice'"),
@@ -29,9 +29,18 @@ func (c *cli) initCmd() *cobra.Command {
 			}
 			defer cl.Close()
 			fmt.Fprintf(c.out, "created account %s in %s\nstore: %s\nfingerprint: %s\n", a[0], c.home, cl.Store(), cl.Fingerprint())
+			if phrase := cl.RecoveryPhrase(); phrase != "" {
+				fmt.Fprintf(c.out, "recovery phrase: %s\n", phrase)
+				fmt.Fprintln(c.err, "write the recovery phrase down now: it is shown only once. With it alone, 'deaddrop restore' brings back\n"+
+					"the account and its whole history on a new device; anyone who has it can read that history.")
+			} else {
+				fmt.Fprintln(c.err, "history is off: no recovery phrase, no restore, no second device")
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&c.noHistory, "no-history", false, "keep no history log on the store (no recovery phrase, no restore, no second device; more forward secrecy)")
+	return cmd
 }
 
 func (c *cli) inviteCmd() *cobra.Command {
@@ -303,14 +312,14 @@ func (c *cli) statusCmd() *cobra.Command {
 }
 
 func (c *cli) printStatus(cl *deaddrop.Client) error {
-	fmt.Fprintf(c.out, "account %s (%s)\nhome    %s\nstore   %s\n", cl.Name(), cl.Fingerprint(), c.home, cl.Store())
+	fmt.Fprintf(c.out, "account %s (%s)\ndevice  %s\nhome    %s\nstore   %s\n", cl.Name(), cl.Fingerprint(), cl.DeviceID(), c.home, cl.Store())
 	contacts, err := cl.Contacts()
 	if err != nil {
 		return err
 	}
 	for _, ct := range contacts {
-		fmt.Fprintf(c.out, "contact %-12s sent %d, acknowledged %d, received %d, unacknowledged %d\n",
-			ct.Name, ct.Sent, ct.PeerAcked, ct.Received, ct.Outbox)
+		fmt.Fprintf(c.out, "contact %-12s sessions %d, sent %d, acknowledged %d, received %d, unacknowledged %d\n",
+			ct.Name, ct.Sessions, ct.Sent, ct.PeerAcked, ct.Received, ct.Outbox)
 	}
 	invites, err := cl.PendingInvites()
 	if err != nil {

@@ -36,9 +36,10 @@ func TestMain(m *testing.M) {
 
 // user is one account: a home directory and a store both users share.
 type user struct {
-	t     *testing.T
-	home  string
-	store string
+	t       *testing.T
+	home    string
+	store   string
+	initOut string // what init printed (the recovery phrase)
 }
 
 func newUsers(t *testing.T, store string, names ...string) []*user {
@@ -49,7 +50,7 @@ func newUsers(t *testing.T, store string, names ...string) []*user {
 	var us []*user
 	for _, n := range names {
 		u := &user{t: t, home: filepath.Join(t.TempDir(), n), store: store}
-		u.ok("init", n, "--store", store)
+		u.initOut = u.ok("init", n, "--store", store)
 		us = append(us, u)
 	}
 	return us

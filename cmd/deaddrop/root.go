@@ -17,13 +17,14 @@ import (
 
 // cli holds what every command shares: streams and global flags.
 type cli struct {
-	in       io.Reader
-	out, err io.Writer
-	home     string
-	store    string
-	window   int
-	mix      string
-	mixKey   string
+	in        io.Reader
+	out, err  io.Writer
+	home      string
+	store     string
+	window    int
+	mix       string
+	mixKey    string
+	noHistory bool
 }
 
 func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
@@ -45,7 +46,7 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	pf.StringVar(&c.mix, "mix", "", "route every store operation through the mix network of this topology file")
 	pf.StringVar(&c.mixKey, "mix-directory-key", "", "require the mix topology to be signed by this directory key (hex)")
 	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.readCmd(),
-		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd(), c.mixCmd())
+		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd(), c.restoreCmd(), c.deviceCmd(), c.mixCmd())
 	return root
 }
 
@@ -61,7 +62,7 @@ func defaultHome() string {
 }
 
 func (c *cli) config() deaddrop.Config {
-	return deaddrop.Config{Store: c.store, Window: c.window}
+	return deaddrop.Config{Store: c.store, Window: c.window, NoHistory: c.noHistory}
 }
 
 // open opens the account, or explains why not.

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/deaddrop/deaddrop"
+	"github.com/spf13/cobra"
+)
+
+func (c *cli) restoreCmd() *cobra.Command {
+	var device string
+	cmd := &cobra.Command{
+		Use:   "restore <recovery phrase...>",
+		Short: "Restore your account and its whole history on this device from the recovery phrase alone ('-' reads it from standard input)",
+		Args: func(_ *cobra.Command, a []string) error {
+			if len(a) == 0 {
+				return usageError{errors.New("expected the recovery phrase 'deaddrop init' showed, e.g. 'deaddrop restore abcde-fghij-…'")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, a []string) error {
+			phrase, err := c.argOrStdin(strings.Join(a, " "))
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, stats, err := deaddrop.Restore(ctx, c.home, phrase, device, c.config())
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			fmt.Fprintf(c.out, "restored account %s (%s) in %s as device %s\n", cl.Name(), cl.Fingerprint(), c.home, cl.DeviceID())
+			c.printStats(stats)
+			fmt.Fprintln(c.out, "your contacts' devices start sessions with this one when they next read; 'deaddrop read' picks them up")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&device, "device", "restored", "a name for this device")
+	return cmd
+}
+
+func (c *cli) printStats(s *deaddrop.RestoreStats) {
+	fmt.Fprintf(c.out, "history: %d contacts, %d messages from %d blocks of %d device logs in %s\n",
+		s.Contacts, s.Messages, s.Blocks, s.Devices, s.Duration.Round(time.Millisecond))
+}
+
+func (c *cli) deviceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "device",
+		Short: "Use the account on several devices: link, join, list, remove",
+	}
+	cmd.AddCommand(c.deviceLinkCmd(), c.deviceJoinCmd(), c.deviceListCmd(), c.deviceRemoveCmd())
+	return cmd
+}
+
+func (c *cli) deviceLinkCmd() *cobra.Command {
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "link <device name>",
+		Short: "Add a device to the account: prints a one-time code for 'deaddrop device join' on it",
+		Args:  args(1, "one argument: a name for the new device, e.g. 'laptop'"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if ttl <= 0 || ttl > 7*24*time.Hour {
+				return usageError{fmt.Errorf("--ttl must be between 1s and 168h, got %s", ttl)}
+			}
+			ctx, cl, done, err := c.session()
+			if err != nil {
+				return err
+			}
+			defer done()
+			code, dev, err := cl.LinkDevice(ctx, a[0], ttl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, code)
+			fmt.Fprintf(c.err, "on the new device run: deaddrop device join %s\n(device %s %q; the code works once, for %s)\n", code, dev.ID, dev.Name, ttl)
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&ttl, "ttl", 15*time.Minute, "how long the code stays valid")
+	return cmd
+}
+
+func (c *cli) deviceJoinCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "join <code>",
+		Short: "Make this device one of your account's, with the code 'deaddrop device link' printed",
+		Args:  args(1, "one argument: the code 'deaddrop device link' printed"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			cl, stats, err := deaddrop.JoinDevice(ctx, c.home, a[0], c.config())
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			fmt.Fprintf(c.out, "joined account %s (%s) in %s as device %s\n", cl.Name(), cl.Fingerprint(), c.home, cl.DeviceID())
+			c.printStats(stats)
+			return nil
+		},
+	}
+}
+
+func (c *cli) deviceListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the account's devices",
+		Args:  args(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			_, cl, done, err := c.session()
+			if err != nil {
+				return err
+			}
+			defer done()
+			devices, version, err := cl.Devices()
+			if err != nil {
+				return err
+			}
+			for _, d := range devices {
+				this := ""
+				if d.This {
+					this = "  (this device)"
+				}
+				fmt.Fprintf(c.out, "%s  %-12s added %s%s\n", d.ID, d.Name, d.Added.Local().Format(time.DateTime), this)
+			}
+			fmt.Fprintf(c.out, "device list version %d, signed by the account key\n", version)
+			return nil
+		},
+	}
+}
+
+func (c *cli) deviceRemoveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove <device ID or name>",
+		Short: "Remove a device: your contacts stop sending to it",
+		Args:  args(1, "one argument: the device's ID or name (see 'deaddrop device list')"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx, cl, done, err := c.session()
+			if err != nil {
+				return err
+			}
+			defer done()
+			d, err := cl.RemoveDevice(ctx, a[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "removed device %s %q: contacts drop it when they next read\n", d.ID, d.Name)
+			return nil
+		},
+	}
+}
