@@ -101,6 +101,9 @@ type Options struct {
 	// the phrase can read the whole history. With it off there is no
 	// recovery phrase, no restore and no second device.
 	NoHistory bool
+	// NoSync skips fsync on every commit: for setting up tests and
+	// benchmarks only, where a crash does not matter. Never in use.
+	NoSync bool
 }
 
 func (o *Options) fill() {
@@ -195,7 +198,7 @@ func createAccount(dir string, tr transport.Transport, opts Options, st *account
 	if st.AccountKey != nil {
 		st.AccountPub = st.AccountKey.Public()
 	}
-	db, err := openDB(dir)
+	db, err := openDB(dir, opts.NoSync)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +238,7 @@ func Open(dir string, tr transport.Transport, opts Options) (*Account, error) {
 	if _, err := os.Stat(filepath.Join(dir, stateFile)); errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoAccount
 	}
-	db, err := openDB(dir)
+	db, err := openDB(dir, opts.NoSync)
 	if err != nil {
 		return nil, err
 	}
@@ -300,12 +303,12 @@ func (a *Account) load(b *bolt.Bucket) error {
 	return nil
 }
 
-func openDB(dir string) (*bolt.DB, error) {
+func openDB(dir string, noSync bool) (*bolt.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, stateFile)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 300 * time.Millisecond})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 300 * time.Millisecond, NoSync: noSync})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w (%s)", ErrHomeLocked, dir)
 	}

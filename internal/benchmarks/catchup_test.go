@@ -36,16 +36,18 @@ type shared struct{ transport.Transport }
 func (shared) Close() error { return nil }
 
 // pair connects alice (inviter) and bob (joiner) on store and returns them
-// with alice's recorder and bob's home.
-func pair(b *testing.B, store feed.Store) (alice *sync.Account, rec *recorder, bobDir string) {
+// with alice's recorder and bob's home. With history off, the store holds
+// only conversation messages (and repeated catch-ups from one snapshot of
+// bob's state do not write the same history blocks again).
+func pair(b *testing.B, store feed.Store, history bool) (alice *sync.Account, rec *recorder, bobDir string) {
 	ctx := context.Background()
 	rec = &recorder{Transport: transport.NewDirect(store)}
-	alice, err := sync.Create(b.TempDir(), "alice", rec, sync.Options{})
+	alice, err := sync.Create(b.TempDir(), "alice", rec, sync.Options{NoHistory: !history})
 	if err != nil {
 		b.Fatal(err)
 	}
 	bobDir = b.TempDir()
-	bob, err := sync.Create(bobDir, "bob", shared{transport.NewDirect(store)}, sync.Options{})
+	bob, err := sync.Create(bobDir, "bob", shared{transport.NewDirect(store)}, sync.Options{NoHistory: !history})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,6 +56,9 @@ func pair(b *testing.B, store feed.Store) (alice *sync.Account, rec *recorder, b
 		b.Fatal(err)
 	}
 	if _, err := alice.Poll(ctx, nil); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bob.Poll(ctx, nil); err != nil { // alice's meta: bob's first-contact work is done
 		b.Fatal(err)
 	}
 	bob.Close()
@@ -75,7 +80,7 @@ func BenchmarkCatchUp(b *testing.B) {
 
 func benchCatchUp(b *testing.B, be backend, n int) {
 	ctx := context.Background()
-	alice, rec, bobDir := pair(b, be.store)
+	alice, rec, bobDir := pair(b, be.store, false)
 	defer alice.Close()
 	rec.slots = nil
 	for i := 0; i < n; i++ {

@@ -63,7 +63,7 @@ func BenchmarkMixCatchUp(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer closeNodes(nodes)
-	alice, _, bobDir := pair(b, store)
+	alice, _, bobDir := pair(b, store, false)
 	defer alice.Close()
 	for i := 0; i < 100; i++ {
 		if _, err := alice.Send(ctx, "bob", fmt.Sprintf("m%d", i)); err != nil {

@@ -18,7 +18,7 @@ func BenchmarkSend(b *testing.B) {
 	for _, be := range backends(b) {
 		b.Run(be.name, func(b *testing.B) {
 			ctx := context.Background()
-			alice, _, _ := pair(b, be.store)
+			alice, _, _ := pair(b, be.store, true)
 			defer alice.Close()
 			const reps = 50
 			var send, raw time.Duration
