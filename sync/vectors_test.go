@@ -1,0 +1,101 @@
+package sync
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/deaddrop/deaddrop/sync/merkle"
+)
+
+// TestVectors checks the account layer's derivations and formats against
+// testdata/vectors.json (docs/protocol.md §10.8); -update rewrites it.
+func TestVectors(t *testing.T) {
+	got := accountVectors(t)
+	const path = "testdata/vectors.json"
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs from what the code derives (rerun with -update only if the protocol changed on purpose)", path)
+	}
+}
+
+func accountVectors(t *testing.T) []byte {
+	seed := make([]byte, 32)
+	for i := range seed {
+		seed[i] = byte(i)
+	}
+	keys, err := deriveKeys(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := keys.identity.Public()
+	hx := hex.EncodeToString
+	dev := keys.firstDev
+	ann := bytes.Repeat([]byte{0x11}, 32)
+	code := bytes.Repeat([]byte{0x22}, 16)
+	root := new(merkle.Tree).Root()
+	content, _ := json.Marshal(&block{Device: dev, Index: 0, Prev: root[:], Entries: []*logEntry{
+		{Type: "contact", Contact: "bob", Created: time.Unix(1700000000, 0).UTC(), MyAnn: ann},
+		{Type: "msg", Contact: "bob", Origin: make([]byte, originSize), Dir: Outgoing, Body: []byte("hello"),
+			Sent: time.Unix(1700000001, 0).UTC(), State: Stored, Seen: true}}})
+	chunk, err := sealContent(secretKey("history", keys.history[:]), blockAD(dev, 0), content, bytes.NewReader(bytes.Repeat([]byte{0x33}, 24)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := merkle.LeafHash(chunk)
+	tree := new(merkle.Tree)
+	tree.Append(leaf)
+	tree.Append(leaf)
+	twice := tree.Root()
+	list, err := signList(keys.identity, &DeviceList{Account: pub.Bytes(), Name: "alice", Version: 1,
+		Devices: []Device{{ID: dev, Name: "first", Identity: pub.Bytes(), Added: time.Unix(1700000000, 0).UTC()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openBlock(keys.history[:], dev, 0, chunk, root); err != nil {
+		t.Fatalf("the vector block does not open: %v", err)
+	}
+	if _, err := verifyList(list, pub); err != nil {
+		t.Fatalf("the vector list does not verify: %v", err)
+	}
+	slot := func(s [32]byte) string { return hx(s[:]) }
+	v := map[string]string{
+		"seed":                       hx(seed),
+		"phrase":                     encodePhrase(seed),
+		"account_sign_public":        hx(pub.Sign[:]),
+		"account_dh_public":          hx(pub.DH[:]),
+		"history_key":                hx(keys.history[:]),
+		"first_device":               dev,
+		"history_slot_0":             slot(logSlot(keys.history[:], dev, 0)),
+		"history_slot_1":             slot(logSlot(keys.history[:], dev, 1)),
+		"directory_slot_1":           slot(directorySlot(keys.history[:], 1)),
+		"announce_secret":            hx(ann),
+		"announce_slot_0":            slot(annSlot(ann, 0)),
+		"announce_key":               hx(secretKey("announce", ann)),
+		"link_secret":                hx(code),
+		"link_code":                  linkCodePrefix + phraseEncoding.EncodeToString(code),
+		"link_slot":                  slot(secretSlot("link", code)),
+		"link_claimed_slot":          slot(secretSlot("link claimed", code)),
+		"history_block_0_content":    string(content),
+		"history_block_0_chunk":      hx(chunk),
+		"history_block_0_leaf":       hx(leaf[:]),
+		"history_root_block_0_x2":    hx(twice[:]),
+		"device_list_v1_signed_json": string(list),
+	}
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, '\n')
+}
