@@ -3,7 +3,10 @@
 # through one store (the embedded store in a temporary directory by default;
 # set DEADDROP_DEMO_STORE to e.g. swarm:http://127.0.0.1:1633). Bob goes
 # offline while alice sends 50 messages; bob comes back, reads all 50 in order,
-# and alice sees them marked read. Exits non-zero if anything is missing.
+# and alice sees them marked read. Then alice links a laptop, loses her first
+# device, and restores the account on a phone from the recovery phrase alone;
+# the phone has the whole history and keeps chatting. Exits non-zero if
+# anything is missing.
 set -euo pipefail
 
 bin=${DEADDROP_BIN:?set DEADDROP_BIN to the deaddrop binary}
@@ -14,13 +17,16 @@ N=50
 
 alice() { "$bin" --home "$work/alice" "$@"; }
 bob()   { "$bin" --home "$work/bob" "$@"; }
+laptop(){ "$bin" --home "$work/alice-laptop" "$@"; }
+phone() { "$bin" --home "$work/alice-phone" "$@"; }
 say()   { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 fail()  { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
 
 say "store: $store"
 say "alice and bob create accounts"
-alice init alice --store "$store"
-bob init bob --store "$store"
+alice init alice --store "$store" | tee "$work/alice-init.txt"
+bob init bob --store "$store" >/dev/null
+phrase=$(sed -n 's/^recovery phrase: //p' "$work/alice-init.txt")
 
 say "alice invites bob; bob accepts (alice need not be online)"
 invite=$(alice invite bob 2>/dev/null)
@@ -58,4 +64,25 @@ want=$(for i in $(seq 1 $N); do echo "message $i of $N"; done)
 unread=$(alice history bob | grep -c 'message .* of '$N'  (read)' || true)
 [ "$unread" -eq "$N" ] || fail "alice sees $unread of $N messages marked read"
 echo "bob read all $N messages once, in order; alice sees all $N marked read"
+
+say "alice links a second device, her laptop, with a one-time code"
+code=$(alice device link laptop 2>/dev/null)
+laptop device join "$code" --store "$store"
+for round in 1 2 3; do bob read >/dev/null; laptop read >/dev/null; alice read >/dev/null; done
+bob send alice "hello to both of alice's devices"
+alice read
+laptop read
+laptop send bob "alice here, on the laptop"
+bob read
+
+say "alice's first device is destroyed; her new phone restores from the recovery phrase alone"
+rm -rf "$work/alice"
+phone restore --store "$store" --device phone "$phrase"
+phone history bob | tail -n 3
+for round in 1 2 3; do bob read >/dev/null; phone read >/dev/null; done
+bob send alice "welcome back, alice"
+phone read | tee "$work/phone-read.txt"
+grep -q 'bob: welcome back, alice' "$work/phone-read.txt" || fail "the restored phone did not get bob's next message"
+[ "$(phone history bob | grep -c 'message .* of '$N)" -eq "$N" ] || fail "the restored history lacks some of the $N messages"
+echo "the restored phone has the whole history and keeps chatting with bob"
 say "demo passed"
