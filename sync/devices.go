@@ -181,6 +181,11 @@ func (a *Account) publishList(ctx context.Context, l *DeviceList) error {
 	if a.accountKey == nil {
 		return ErrNoAccountKey
 	}
+	// Versions are read from 1 up: the first one, written lazily after
+	// Create, must be there before the next.
+	if err := a.flushDirectory(ctx); err != nil {
+		return err
+	}
 	signed, err := signList(a.accountKey, l)
 	if err != nil {
 		return err

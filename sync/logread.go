@@ -12,8 +12,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// logWindow is how many blocks of a log are fetched in parallel.
-const logWindow = 32
+// A log is read in windows of blocks fetched in parallel: the first of
+// firstLogWindow (a sibling usually added a block or two), doubling while
+// every block was there, up to maxLogWindow (a restore reads thousands).
+const (
+	firstLogWindow = 2
+	maxLogWindow   = 64
+)
 
 // readLog reads a device's log from where this device stopped, verifying
 // each block against the merkle root of the blocks before it, and hands the
@@ -33,8 +38,9 @@ func (a *Account) readLog(ctx context.Context, device string, sink func(*bolt.Tx
 		return 0, err
 	}
 	read := 0
+	window := firstLogWindow
 	for {
-		slots := make([]feed.Slot, logWindow)
+		slots := make([]feed.Slot, window)
 		for i := range slots {
 			slots[i] = logSlot(a.history[:], device, cur.Next+uint64(i))
 		}
@@ -76,9 +82,10 @@ func (a *Account) readLog(ctx context.Context, device string, sink func(*bolt.Tx
 		}
 		cur.Next += uint64(len(blocks))
 		read += len(blocks)
-		if len(blocks) < logWindow {
+		if len(blocks) < window {
 			return read, nil
 		}
+		window = min(2*window, maxLogWindow)
 	}
 }
 

@@ -35,7 +35,7 @@ func (c *counting) Close() error { return nil }
 // up with bob's in batches); then every device of alice's is gone and a new
 // one restores from the recovery phrase alone. Reported: the restore's wall
 // time, against fetching the same number of chunks raw in parallel windows
-// of 32 (the window restore uses) on the same store in the same run; bytes
+// of 64 (restore's largest window) on the same store in the same run; bytes
 // fetched against the ciphertext of the N messages (N chunks) and against
 // the history log's own ciphertext.
 func BenchmarkRestore(b *testing.B) {
@@ -99,8 +99,8 @@ func benchRestore(b *testing.B, be backend, n int) {
 	}
 }
 
-// logWindow is the history log's fetch window (sync.logWindow).
-const logWindow = 32
+// logWindow is the history log's largest fetch window (sync.maxLogWindow).
+const logWindow = 64
 
 func logBlocks(b *testing.B, a *sync.Account) int {
 	heads, err := a.LogHeads()
