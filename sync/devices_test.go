@@ -262,3 +262,55 @@ func (s *slotLog) Put(ctx2 context.Context, slot feed.Slot, c []byte) error {
 	s.chunks[slot] = slices.Clone(c)
 	return s.Memory.Put(ctx2, slot, c)
 }
+
+// Every message of a conversation is provably in the history log, on the
+// device that logged it and on one that only read the log; a proof with a
+// tampered block, path or root is refused.
+func TestMessageProofs(t *testing.T) {
+	p := newPair(t)
+	send(t, p.alice, "bob", "one")
+	settle(t, p.bob, p.alice)
+	send(t, p.bob, "alice", "two")
+	settle(t, p.alice)
+	restored, _, err := sync.Restore(ctx, t.TempDir(), p.alice.RecoveryPhrase(), "r", direct(p.store), sync.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	for _, a := range []*sync.Account{p.alice, restored} {
+		msgs, _ := a.History("bob", sync.Query{})
+		if len(msgs) != 2 {
+			t.Fatalf("%d messages", len(msgs))
+		}
+		for _, m := range msgs {
+			proof, err := a.ProveMessage(ctx, m)
+			if err != nil {
+				t.Fatalf("prove %q: %v", m.Body, err)
+			}
+			bad := *proof
+			bad.Chunk = slices.Clone(proof.Chunk)
+			bad.Chunk[50] ^= 1
+			if err := a.VerifyMessageProof(m, &bad); !errors.Is(err, sync.ErrTamperedLog) {
+				t.Fatalf("tampered block accepted: %v", err)
+			}
+			bad = *proof
+			bad.Root[0] ^= 1
+			if err := a.VerifyMessageProof(m, &bad); !errors.Is(err, sync.ErrTamperedLog) {
+				t.Fatalf("tampered root accepted: %v", err)
+			}
+			if len(proof.Proof) > 0 {
+				bad = *proof
+				bad.Proof = slices.Clone(proof.Proof)
+				bad.Proof[0][0] ^= 1
+				if err := a.VerifyMessageProof(m, &bad); !errors.Is(err, sync.ErrTamperedLog) {
+					t.Fatalf("tampered path accepted: %v", err)
+				}
+			}
+			other := m
+			other.Body = "forged"
+			if err := a.VerifyMessageProof(other, proof); !errors.Is(err, sync.ErrTamperedLog) {
+				t.Fatalf("proof accepted for another body: %v", err)
+			}
+		}
+	}
+}

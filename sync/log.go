@@ -211,6 +211,9 @@ func (a *Account) packLog() error {
 			if err := putLeaf(tx, a.device, cur.Next, chunk); err != nil {
 				return err
 			}
+			if err := recordLocations(tx, &block{Device: a.device, Index: cur.Next, Entries: entries[:n]}); err != nil {
+				return err
+			}
 			tree.Append(merkle.LeafHash(chunk))
 			cur.Next++
 			entries = entries[n:]

@@ -70,6 +70,9 @@ func (a *Account) readLog(ctx context.Context, device string, sink func(*bolt.Tx
 				if err := putLeaf(tx, device, b.Index, chunks[i]); err != nil {
 					return err
 				}
+				if err := recordLocations(tx, b); err != nil {
+					return err
+				}
 				entries = append(entries, b.Entries...)
 			}
 			if err := sink(tx, entries); err != nil {

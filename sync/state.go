@@ -33,9 +33,10 @@ var (
 	bucketBlocks   = []byte("logblocks") // index → blockRecord: this device's history log
 	bucketLogs     = []byte("logs")      // device ID → logCursor: history logs read, ours included
 	bucketLeaves   = []byte("leaves")    // device ID ‖ index → merkle leaf hash of that block
+	bucketWhere    = []byte("where")     // contact\0origin → device ID ‖ index: a block logging it
 	allBuckets     = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
 		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
-		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves}
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere}
 )
 
 // ErrCorruptState reports a state record that does not decode or is

@@ -350,12 +350,13 @@ func (c *cli) printStatus(cl *deaddrop.Client) error {
 func (c *cli) historyCmd() *cobra.Command {
 	var since, until time.Duration
 	var limit int
+	var verify bool
 	cmd := &cobra.Command{
 		Use:   "history <contact>",
 		Short: "Show a conversation's history with each message's state",
 		Args:  args(1, "one argument: the contact"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			_, cl, done, err := c.session()
+			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
@@ -372,12 +373,30 @@ func (c *cli) historyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			proven := 0
 			for _, m := range msgs {
-				fmt.Fprintln(c.out, formatMessage(m))
+				line := formatMessage(m)
+				if verify {
+					p, err := cl.ProveMessage(ctx, m)
+					if err != nil {
+						line += "  [not proven: " + err.Error() + "]"
+					} else {
+						proven++
+						line += fmt.Sprintf("  [log %s block %d of %d, root %x: proven]", p.Device[:8], p.Block, p.Size, p.Root[:4])
+					}
+				}
+				fmt.Fprintln(c.out, line)
+			}
+			if verify {
+				fmt.Fprintf(c.out, "%d of %d messages proven to be in the history log (merkle inclusion proofs)\n", proven, len(msgs))
+				if proven < len(msgs) {
+					return fmt.Errorf("%d messages could not be proven", len(msgs)-proven)
+				}
 			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&verify, "verify", false, "prove each message is in the history log (fetches its block)")
 	cmd.Flags().DurationVar(&since, "since", 0, "only messages sent within this long ago (e.g. 24h)")
 	cmd.Flags().DurationVar(&until, "until", 0, "only messages sent more than this long ago")
 	cmd.Flags().IntVar(&limit, "limit", 0, "only the last N messages")

@@ -78,6 +78,7 @@ func devicesAndRestore(t *testing.T, store string) {
 	alice2.ok("read")
 	checkOrder(t, alice2.ok("history", "bob"), "one:", "two:", "three:", "four:", "five:", "six:")
 	checkOrder(t, alice3.ok("history", "bob"), "one:", "two:", "three:", "four:", "five:", "six:")
+	expect(t, alice3.ok("history", "bob", "--verify"), "6 of 6 messages proven")
 }
 
 func expect(t *testing.T, out string, want ...string) {

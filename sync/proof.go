@@ -1,0 +1,136 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/deaddrop/deaddrop/sync/merkle"
+	bolt "go.etcd.io/bbolt"
+)
+
+// recordLocations remembers, for each message a block logs, where: the first
+// block found is kept.
+func recordLocations(tx *bolt.Tx, b *block) error {
+	where := tx.Bucket(bucketWhere)
+	for _, e := range b.Entries {
+		if e.Type != "msg" {
+			continue
+		}
+		key := append(contactPrefix(e.Contact), e.Origin...)
+		if where.Get(key) != nil {
+			continue
+		}
+		if err := where.Put(key, append([]byte(b.Device), u64(b.Index)...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MessageProof shows that a message is in the account's history log: the
+// block that logs it, and an RFC 9162 inclusion proof of that block in its
+// device's log of Size blocks with root Root.
+type MessageProof struct {
+	Device string
+	Block  uint64
+	Size   uint64
+	Root   merkle.Hash
+	Proof  []merkle.Hash
+	Chunk  []byte // the block as stored
+}
+
+// ErrNotLogged reports a message no history block logs (yet): history off,
+// or not written to the store yet.
+var ErrNotLogged = errors.New("the message is not in the history log yet")
+
+// ProveMessage fetches the block that logs a message and proves it is in its
+// device's log as this device knows it.
+func (a *Account) ProveMessage(ctx context.Context, m Message) (*MessageProof, error) {
+	var p MessageProof
+	err := a.db.View(func(tx *bolt.Tx) error {
+		rec, err := messageByLocal(tx, m.Contact, m.Local)
+		if err != nil {
+			return err
+		}
+		loc := tx.Bucket(bucketWhere).Get(append(contactPrefix(m.Contact), rec.Origin...))
+		if len(loc) != 2*deviceIDSize+8 {
+			return ErrNotLogged
+		}
+		p.Device, p.Block = string(loc[:2*deviceIDSize]), binary.BigEndian.Uint64(loc[2*deviceIDSize:])
+		cur, err := loadCursor(tx, p.Device)
+		if err != nil {
+			return err
+		}
+		tree, err := logTree(tx, p.Device, cur.Next)
+		if err != nil {
+			return err
+		}
+		p.Size, p.Root = tree.Size(), tree.Root()
+		p.Proof, err = tree.InclusionProof(p.Block, p.Size)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.Chunk, err = a.tr.Get(ctx, logSlot(a.history[:], p.Device, p.Block)); err != nil {
+		return nil, fmt.Errorf("fetching history block %d of device %s: %w", p.Block, p.Device, err)
+	}
+	return &p, a.VerifyMessageProof(m, &p)
+}
+
+// VerifyMessageProof checks a proof against this device's view of the log
+// and the message: the block is included under the root this device holds
+// for that log size, it opens under the history key, and it logs the
+// message with its body.
+func (a *Account) VerifyMessageProof(m Message, p *MessageProof) error {
+	if err := merkle.VerifyInclusion(p.Block, p.Size, merkle.LeafHash(p.Chunk), p.Proof, p.Root); err != nil {
+		return fmt.Errorf("%w: %v", ErrTamperedLog, err)
+	}
+	var origin []byte
+	var prev merkle.Hash
+	err := a.db.View(func(tx *bolt.Tx) error {
+		tree, err := logTree(tx, p.Device, p.Size)
+		if err != nil {
+			return err
+		}
+		if tree.Root() != p.Root {
+			return fmt.Errorf("%w: the proof's root is not this device's root of log %s at size %d", ErrTamperedLog, p.Device, p.Size)
+		}
+		if p.Block >= p.Size {
+			return fmt.Errorf("%w: block %d beyond the log's %d", ErrTamperedLog, p.Block, p.Size)
+		}
+		prev = tree.RootAt(p.Block)
+		rec, err := messageByLocal(tx, m.Contact, m.Local)
+		origin = rec.Origin
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	content, err := openContent(secretKey("history", a.history[:]), blockAD(p.Device, p.Block), p.Chunk)
+	if err != nil {
+		return fmt.Errorf("%w: block %d of device %s %v", ErrTamperedLog, p.Block, p.Device, err)
+	}
+	b, err := decodeBlock(content, p.Device, p.Block, prev)
+	if err != nil {
+		return err
+	}
+	for _, e := range b.Entries {
+		if e.Type == "msg" && e.Contact == m.Contact && bytes.Equal(e.Origin, origin) && string(e.Body) == m.Body {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: block %d of device %s does not log this message", ErrTamperedLog, p.Block, p.Device)
+}
+
+func messageByLocal(tx *bolt.Tx, contact string, local uint64) (*messageRecord, error) {
+	data := tx.Bucket(bucketMessages).Get(contactKey(contact, local))
+	if data == nil {
+		return nil, fmt.Errorf("no message %d with %s", local, contact)
+	}
+	m := new(messageRecord)
+	return m, decodeRecord("message", data, m)
+}
