@@ -191,7 +191,8 @@ type accountState struct {
 	AccountPub ratchet.PublicIdentity
 	Key        [32]byte
 	History    bool
-	List       []byte // signed device list
+	List       []byte            // signed device list
+	Directory  map[uint64][]byte // directory chunks read so far
 }
 
 func createAccount(dir string, tr transport.Transport, opts Options, st *accountState) (*Account, error) {
@@ -222,7 +223,7 @@ func createAccount(dir string, tr transport.Transport, opts Options, st *account
 				return err
 			}
 		}
-		return nil
+		return keepDirectory(tx, st.Directory, nil)
 	})
 	if err != nil {
 		db.Close()

@@ -476,6 +476,9 @@ func (a *Account) flushDirectory(ctx context.Context) error {
 		return fmt.Errorf("writing the device list: %w", err)
 	}
 	return a.db.Update(func(tx *bolt.Tx) error {
+		if err := keepDirectory(tx, map[uint64][]byte{l.Version: chunk}, nil); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketAccount).Delete([]byte("directory_pending"))
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -200,9 +201,7 @@ func (a *Account) publishList(ctx context.Context, l *DeviceList) error {
 		}
 		return fmt.Errorf("writing the device list: %w", err)
 	}
-	return a.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAccount).Put([]byte("devices"), sealValue(signed))
-	})
+	return a.db.Update(func(tx *bolt.Tx) error { return keepDirectory(tx, map[uint64][]byte{l.Version: chunk}, signed) })
 }
 
 func directorySlot(history []byte, version uint64) feed.Slot {
@@ -213,32 +212,76 @@ func directoryAD(version uint64) []byte {
 	return append([]byte("deaddrop directory\x00"), u64(version)...)
 }
 
-// fetchDirectory returns the newest device list after version `after` found
-// in the directory (nil if none), verified and version-checked.
-func fetchDirectory(ctx context.Context, get func(context.Context, feed.Slot) ([]byte, error), history []byte, account ratchet.PublicIdentity, after uint64) (*DeviceList, []byte, error) {
-	var newest *DeviceList
-	var newestSigned []byte
+// directoryRead is what fetchDirectory found: the newest list and the
+// chunk of every version read, kept so that a republish can put them back.
+type directoryRead struct {
+	list   *DeviceList // nil: nothing after the version asked for
+	signed []byte
+	chunks map[uint64][]byte
+}
+
+// fetchDirectory reads the device lists after version `after`, verified and
+// version-checked.
+func fetchDirectory(ctx context.Context, get func(context.Context, feed.Slot) ([]byte, error), history []byte, account ratchet.PublicIdentity, after uint64) (*directoryRead, error) {
+	d := &directoryRead{chunks: map[uint64][]byte{}}
 	for v := after + 1; ; v++ {
 		chunk, err := get(ctx, directorySlot(history, v))
 		if errors.Is(err, feed.ErrNotFound) {
-			return newest, newestSigned, nil
+			return d, nil
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading the device list: %w", err)
+			return nil, fmt.Errorf("reading the device list: %w", err)
 		}
 		signed, err := openContent(secretKey("directory", history), directoryAD(v), chunk)
 		if err != nil {
-			return nil, nil, fmt.Errorf("device list version %d: %w", v, err)
+			return nil, fmt.Errorf("device list version %d: %w", v, err)
 		}
 		l, err := verifyList(signed, account)
 		if err != nil {
-			return nil, nil, fmt.Errorf("device list version %d: %w", v, err)
+			return nil, fmt.Errorf("device list version %d: %w", v, err)
 		}
 		if l.Version != v {
-			return nil, nil, fmt.Errorf("device list in slot of version %d says version %d", v, l.Version)
+			return nil, fmt.Errorf("device list in slot of version %d says version %d", v, l.Version)
 		}
-		newest, newestSigned = l, signed
+		d.list, d.signed, d.chunks[v] = l, signed, chunk
 	}
+}
+
+// keepDirectory stores directory chunks and, if signed is set, adopts it as
+// our device list.
+func keepDirectory(tx *bolt.Tx, chunks map[uint64][]byte, signed []byte) error {
+	for v, c := range chunks {
+		if err := tx.Bucket(bucketDirectory).Put(u64(v), sealValue(c)); err != nil {
+			return err
+		}
+	}
+	if signed == nil {
+		return nil
+	}
+	return tx.Bucket(bucketAccount).Put([]byte("devices"), sealValue(signed))
+}
+
+// republishDirectory puts every directory chunk this device knows again.
+func (a *Account) republishDirectory(ctx context.Context) error {
+	var errs []error
+	var versions []uint64
+	var chunks [][]byte
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDirectory).ForEach(func(k, v []byte) error {
+			c, err := openValue("directory chunk", v)
+			versions, chunks = append(versions, binary.BigEndian.Uint64(k)), append(chunks, c)
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for i, v := range versions {
+		if err := a.tr.Put(ctx, directorySlot(a.history[:], v), chunks[i]); err != nil && !errors.Is(err, feed.ErrSlotUsed) {
+			errs = append(errs, fmt.Errorf("device list version %d: %w", v, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // syncDirectory adopts newer versions of our device list.
@@ -247,19 +290,17 @@ func (a *Account) syncDirectory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l, signed, err := fetchDirectory(ctx, a.tr.Get, a.history[:], a.accountPub, cur.Version)
-	if err != nil || l == nil {
+	d, err := fetchDirectory(ctx, a.tr.Get, a.history[:], a.accountPub, cur.Version)
+	if err != nil || d.list == nil {
 		if err == nil && cur.find(a.device) == nil {
 			return ErrDeviceRemoved
 		}
 		return err
 	}
-	if err := a.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAccount).Put([]byte("devices"), sealValue(signed))
-	}); err != nil {
+	if err := a.db.Update(func(tx *bolt.Tx) error { return keepDirectory(tx, d.chunks, d.signed) }); err != nil {
 		return err
 	}
-	if l.find(a.device) == nil {
+	if d.list.find(a.device) == nil {
 		return ErrDeviceRemoved
 	}
 	return nil

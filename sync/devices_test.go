@@ -314,3 +314,27 @@ func TestMessageProofs(t *testing.T) {
 		}
 	}
 }
+
+// A store that lost everything (a Bee dev node restarts empty) gets the
+// account's device lists and history log back from 'republish', and a
+// restore works again.
+func TestRestoreAfterStoreLoss(t *testing.T) {
+	p := newPair(t)
+	send(t, p.alice, "bob", "before the loss")
+	settle(t, p.bob, p.alice)
+	p.store.Reset()
+	if _, _, err := sync.Restore(ctx, t.TempDir(), p.alice.RecoveryPhrase(), "x", direct(p.store), sync.Options{}); err == nil {
+		t.Fatal("restore from an empty store succeeded")
+	}
+	if _, err := p.alice.RepublishAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := sync.Restore(ctx, t.TempDir(), p.alice.RecoveryPhrase(), "x", direct(p.store), sync.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if h := history(t, r, "bob"); h != "before the loss" {
+		t.Fatalf("restored %q", h)
+	}
+}

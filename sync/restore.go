@@ -44,10 +44,11 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 		return nil, nil, err
 	}
 	pub := keys.identity.Public()
-	l, _, err := fetchDirectory(ctx, tr.Get, keys.history[:], pub, 0)
+	d, err := fetchDirectory(ctx, tr.Get, keys.history[:], pub, 0)
 	if err != nil {
 		return nil, nil, err
 	}
+	l := d.list
 	if l == nil {
 		return nil, nil, errors.New("no account found on this store for this recovery phrase (a wrong phrase, or another store?)")
 	}
@@ -58,7 +59,7 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 	if err != nil {
 		return nil, nil, err
 	}
-	st.AccountKey, st.Key = keys.identity, keys.history
+	st.AccountKey, st.Key, st.Directory = keys.identity, keys.history, d.chunks
 	if st.List, err = signList(keys.identity, next); err != nil {
 		return nil, nil, err
 	}
@@ -254,14 +255,15 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 		return nil, nil, fmt.Errorf("%w: link: bad account keys", ErrBadLinkCode)
 	}
 	copy(st.Key[:], pkg.History)
-	l, signed, err := fetchDirectory(ctx, tr.Get, st.Key[:], st.AccountPub, 0)
+	d, err := fetchDirectory(ctx, tr.Get, st.Key[:], st.AccountPub, 0)
 	if err != nil {
 		return nil, nil, err
 	}
+	l := d.list
 	if l == nil || l.find(pkg.Device) == nil {
 		return nil, nil, fmt.Errorf("%w: the device it was made for is not (or no longer) in the account", ErrBadLinkCode)
 	}
-	st.List = signed
+	st.List, st.Directory = d.signed, d.chunks
 	var a *Account
 	stats, err := bootstrap(ctx, dir, tr, opts, st, l, func(acct *Account) error {
 		a = acct

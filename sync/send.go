@@ -251,8 +251,8 @@ func (a *Account) republish(ctx context.Context, all bool) (tried int, err error
 		}
 	}
 	errs = append(errs, a.flushDirectory(ctx), a.flushLog(ctx))
-	if all {
-		errs = append(errs, a.republishLog(ctx))
+	if all && a.historyOn {
+		errs = append(errs, a.republishDirectory(ctx), a.republishLog(ctx))
 	}
 	return len(list), errors.Join(errs...)
 }

@@ -18,25 +18,26 @@ import (
 // the contact's (or, for outbox, outindex and held, the session's) name and a
 // zero byte; names cannot contain zero bytes.
 var (
-	bucketAccount  = []byte("account")   // "identity", "name"
-	bucketInvites  = []byte("invites")   // invite ID → inviteRecord (inviter side, pending)
-	bucketAccepted = []byte("accepted")  // invite ID → contact name (joiner side, single use)
-	bucketConvs    = []byte("convs")     // contact → convRecord
-	bucketOutbox   = []byte("outbox")    // contact\0seq → outboxRecord
-	bucketMessages = []byte("messages")  // contact\0local → messageRecord
-	bucketOutIndex = []byte("outindex")  // contact\0seq → local (our sent messages)
-	bucketHeld     = []byte("held")      // contact\0seq → envelope received out of order
-	bucketUnseen   = []byte("unseen")    // contact\0local → nothing: incoming messages not yet shown
-	bucketContacts = []byte("contacts")  // contact → contactRecord (one per person, over all sessions)
-	bucketOrigins  = []byte("origins")   // contact\0origin → local: every message once, however many copies
-	bucketStage    = []byte("logstage")  // seq → logEntry not yet packed into a history block
-	bucketBlocks   = []byte("logblocks") // index → blockRecord: this device's history log
-	bucketLogs     = []byte("logs")      // device ID → logCursor: history logs read, ours included
-	bucketLeaves   = []byte("leaves")    // device ID ‖ index → merkle leaf hash of that block
-	bucketWhere    = []byte("where")     // contact\0origin → device ID ‖ index: a block logging it
-	allBuckets     = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
+	bucketAccount   = []byte("account")   // "identity", "name"
+	bucketInvites   = []byte("invites")   // invite ID → inviteRecord (inviter side, pending)
+	bucketAccepted  = []byte("accepted")  // invite ID → contact name (joiner side, single use)
+	bucketConvs     = []byte("convs")     // contact → convRecord
+	bucketOutbox    = []byte("outbox")    // contact\0seq → outboxRecord
+	bucketMessages  = []byte("messages")  // contact\0local → messageRecord
+	bucketOutIndex  = []byte("outindex")  // contact\0seq → local (our sent messages)
+	bucketHeld      = []byte("held")      // contact\0seq → envelope received out of order
+	bucketUnseen    = []byte("unseen")    // contact\0local → nothing: incoming messages not yet shown
+	bucketContacts  = []byte("contacts")  // contact → contactRecord (one per person, over all sessions)
+	bucketOrigins   = []byte("origins")   // contact\0origin → local: every message once, however many copies
+	bucketStage     = []byte("logstage")  // seq → logEntry not yet packed into a history block
+	bucketBlocks    = []byte("logblocks") // index → blockRecord: this device's history log
+	bucketLogs      = []byte("logs")      // device ID → logCursor: history logs read, ours included
+	bucketLeaves    = []byte("leaves")    // device ID ‖ index → merkle leaf hash of that block
+	bucketWhere     = []byte("where")     // contact\0origin → device ID ‖ index: a block logging it
+	bucketDirectory = []byte("directory") // version → the directory chunk of that device list version
+	allBuckets      = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
 		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
-		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere}
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory}
 )
 
 // ErrCorruptState reports a state record that does not decode or is
