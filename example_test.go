@@ -36,3 +36,46 @@ func Example() {
 	// [bob]
 	// bob: hello from bob
 }
+
+// Alice loses her only device; with the recovery phrase alone a new device
+// gets the account and its whole history back, and bob's next message
+// reaches it.
+func ExampleRestore() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "deaddrop-example")
+	defer os.RemoveAll(dir)
+	cfg := deaddrop.Config{Store: "embedded:" + filepath.Join(dir, "store")}
+
+	alice, _ := deaddrop.Init(ctx, filepath.Join(dir, "alice"), "alice", cfg)
+	phrase := alice.RecoveryPhrase() // shown once: the user writes it down
+	bob, _ := deaddrop.Init(ctx, filepath.Join(dir, "bob"), "bob", cfg)
+	defer bob.Close()
+	invite, _ := alice.Invite("bob")
+	bob.Accept(ctx, invite, "")
+	alice.Receive(ctx, nil)
+	alice.Send(ctx, "bob", "remember this")
+	alice.Close()
+	os.RemoveAll(filepath.Join(dir, "alice")) // the device is gone
+
+	phone, stats, err := deaddrop.Restore(ctx, filepath.Join(dir, "phone"), phrase, "phone", cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer phone.Close()
+	fmt.Println("restored", stats.Messages, "message")
+	for range 3 { // bob's device meets the new one through the store
+		bob.Receive(ctx, nil)
+		phone.Receive(ctx, nil)
+	}
+	bob.Send(ctx, "alice", "welcome back")
+	phone.Receive(ctx, nil)
+	history, _ := phone.History("bob", deaddrop.Query{})
+	for _, m := range history {
+		fmt.Println(m.Body)
+	}
+	// Output:
+	// restored 1 message
+	// remember this
+	// welcome back
+}
