@@ -257,24 +257,29 @@ func (a *Account) flushLog(ctx context.Context) error {
 	if err := a.packLog(); err != nil {
 		return err
 	}
-	var pending []uint64
-	var chunks [][]byte
-	err := a.db.View(func(tx *bolt.Tx) error {
+	indexes, chunks, err := a.ownBlocks(false)
+	if err != nil {
+		return err
+	}
+	return a.putBlocks(ctx, indexes, chunks)
+}
+
+// ownBlocks lists this device's history blocks: all, or only those not
+// stored yet.
+func (a *Account) ownBlocks(all bool) (indexes []uint64, chunks [][]byte, err error) {
+	err = a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketBlocks).ForEach(func(k, v []byte) error {
 			r := new(blockRecord)
 			if err := decodeRecord("history block", v, r); err != nil {
 				return err
 			}
-			if !r.Stored {
-				pending, chunks = append(pending, binary.BigEndian.Uint64(k)), append(chunks, r.Chunk)
+			if all || !r.Stored {
+				indexes, chunks = append(indexes, binary.BigEndian.Uint64(k)), append(chunks, r.Chunk)
 			}
 			return nil
 		})
 	})
-	if err != nil {
-		return err
-	}
-	return a.putBlocks(ctx, pending, chunks)
+	return indexes, chunks, err
 }
 
 func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]byte) error {
@@ -297,28 +302,17 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]by
 	return errors.Join(errs...)
 }
 
-// RepublishLog writes every block of this device's history log again: after
+// republishLog writes every block of this device's history log again: after
 // a store lost data.
 func (a *Account) republishLog(ctx context.Context) error {
 	if !a.historyOn {
 		return nil
 	}
-	var idx []uint64
-	var chunks [][]byte
-	err := a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBlocks).ForEach(func(k, v []byte) error {
-			r := new(blockRecord)
-			if err := decodeRecord("history block", v, r); err != nil {
-				return err
-			}
-			idx, chunks = append(idx, binary.BigEndian.Uint64(k)), append(chunks, r.Chunk)
-			return nil
-		})
-	})
+	indexes, chunks, err := a.ownBlocks(true)
 	if err != nil {
 		return err
 	}
-	return a.putBlocks(ctx, idx, chunks)
+	return a.putBlocks(ctx, indexes, chunks)
 }
 
 // ErrTamperedLog reports a history block that fails verification.
