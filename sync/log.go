@@ -120,12 +120,36 @@ func blockAD(device string, index uint64) []byte {
 	return append([]byte("deaddrop history block\x00"+device), u64(index)...)
 }
 
-// logCursor is how far a device's log has been read (or, for ours, written).
+// logCursor is how far a device's log has been read (or, for ours,
+// written), with the merkle frontier of those blocks: enough to check and
+// extend the log without reading its leaves.
 type logCursor struct {
-	Next uint64 `json:"next"`
+	Next     uint64 `json:"next"`
+	Frontier []byte `json:"frontier"` // the frontier's subtree roots, 32 bytes each
 }
 
-func (c *logCursor) validate() error { return nil }
+func (c *logCursor) validate() error {
+	if len(c.Frontier)%32 != 0 || !c.frontier().Valid() {
+		return fmt.Errorf("merkle frontier of %d bytes for %d blocks", len(c.Frontier), c.Next)
+	}
+	return nil
+}
+
+func (c *logCursor) frontier() *merkle.Frontier {
+	f := &merkle.Frontier{Size: c.Next}
+	for i := 0; i+32 <= len(c.Frontier); i += 32 {
+		f.Roots = append(f.Roots, merkle.Hash(c.Frontier[i:i+32]))
+	}
+	return f
+}
+
+func cursorOf(f *merkle.Frontier) *logCursor {
+	c := &logCursor{Next: f.Size}
+	for _, r := range f.Roots {
+		c.Frontier = append(c.Frontier, r[:]...)
+	}
+	return c
+}
 
 func loadCursor(tx *bolt.Tx, device string) (*logCursor, error) {
 	c := new(logCursor)
@@ -192,30 +216,30 @@ func (a *Account) packLog() error {
 		if err != nil {
 			return err
 		}
-		tree, err := logTree(tx, a.device, cur.Next)
-		if err != nil {
-			return err
-		}
+		f := cur.frontier()
 		for len(entries) > 0 {
-			n, content, err := fillBlock(&block{Device: a.device, Index: cur.Next}, entries, tree)
+			index := f.Size
+			n, content, err := fillBlock(&block{Device: a.device, Index: index}, entries, f.Root())
 			if err != nil {
 				return err
 			}
-			chunk, err := sealContent(secretKey("history", a.history[:]), blockAD(a.device, cur.Next), content, a.opts.Rand)
+			chunk, err := sealContent(secretKey("history", a.history[:]), blockAD(a.device, index), content, a.opts.Rand)
 			if err != nil {
 				return err
 			}
-			if err := putRecord(tx.Bucket(bucketBlocks), u64(cur.Next), &blockRecord{Chunk: chunk}); err != nil {
+			if err := putRecord(tx.Bucket(bucketBlocks), u64(index), &blockRecord{Chunk: chunk}); err != nil {
 				return err
 			}
-			if err := putLeaf(tx, a.device, cur.Next, chunk); err != nil {
+			if err := tx.Bucket(bucketUnstored).Put(u64(index), nil); err != nil {
 				return err
 			}
-			if err := recordLocations(tx, &block{Device: a.device, Index: cur.Next, Entries: entries[:n]}); err != nil {
+			if err := putLeaf(tx, a.device, index, chunk); err != nil {
 				return err
 			}
-			tree.Append(merkle.LeafHash(chunk))
-			cur.Next++
+			if err := recordLocations(tx, &block{Device: a.device, Index: index, Entries: entries[:n]}); err != nil {
+				return err
+			}
+			f.Append(merkle.LeafHash(chunk))
 			entries = entries[n:]
 		}
 		for _, k := range keys {
@@ -223,15 +247,14 @@ func (a *Account) packLog() error {
 				return err
 			}
 		}
-		return putRecord(tx.Bucket(bucketLogs), []byte(a.device), cur)
+		return putRecord(tx.Bucket(bucketLogs), []byte(a.device), cursorOf(f))
 	})
 }
 
 // fillBlock puts as many entries as fit into b and returns how many and the
 // encoded block.
-func fillBlock(b *block, entries []*logEntry, tree *merkle.Tree) (int, []byte, error) {
-	root := tree.Root()
-	b.Prev = root[:]
+func fillBlock(b *block, entries []*logEntry, prev merkle.Hash) (int, []byte, error) {
+	b.Prev = prev[:]
 	var best []byte
 	n := 0
 	for n < len(entries) {
@@ -268,14 +291,17 @@ func (a *Account) flushLog(ctx context.Context) error {
 // stored yet.
 func (a *Account) ownBlocks(all bool) (indexes []uint64, chunks [][]byte, err error) {
 	err = a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBlocks).ForEach(func(k, v []byte) error {
+		blocks := tx.Bucket(bucketBlocks)
+		index := tx.Bucket(bucketUnstored) // only those: a send must not scan the whole log
+		if all {
+			index = blocks
+		}
+		return index.ForEach(func(k, _ []byte) error {
 			r := new(blockRecord)
-			if err := decodeRecord("history block", v, r); err != nil {
+			if err := decodeRecord("history block", blocks.Get(k), r); err != nil {
 				return err
 			}
-			if all || !r.Stored {
-				indexes, chunks = append(indexes, binary.BigEndian.Uint64(k)), append(chunks, r.Chunk)
-			}
+			indexes, chunks = append(indexes, binary.BigEndian.Uint64(k)), append(chunks, r.Chunk)
 			return nil
 		})
 	})
@@ -293,6 +319,12 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]by
 			continue
 		}
 		err := a.db.Update(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketUnstored).Get(u64(idx)) == nil {
+				return nil // stored before: a republish
+			}
+			if err := tx.Bucket(bucketUnstored).Delete(u64(idx)); err != nil {
+				return err
+			}
 			return putRecord(tx.Bucket(bucketBlocks), u64(idx), &blockRecord{Chunk: chunks[i], Stored: true})
 		})
 		if err != nil {
@@ -369,11 +401,7 @@ func (a *Account) LogHeads() ([]LogHead, error) {
 			if err := decodeRecord("log cursor", v, c); err != nil {
 				return err
 			}
-			t, err := logTree(tx, string(k), c.Next)
-			if err != nil {
-				return err
-			}
-			out = append(out, LogHead{string(k), c.Next, t.Root()})
+			out = append(out, LogHead{string(k), c.Next, c.frontier().Root()})
 			return nil
 		})
 	})

@@ -26,70 +26,84 @@ const (
 // cursor. It returns the number of blocks read.
 func (a *Account) readLog(ctx context.Context, device string, sink func(*bolt.Tx, []*logEntry) error) (int, error) {
 	var cur *logCursor
-	var tree *merkle.Tree
-	err := a.db.View(func(tx *bolt.Tx) error {
-		var err error
-		if cur, err = loadCursor(tx, device); err == nil {
-			tree, err = logTree(tx, device, cur.Next)
-		}
-		return err
-	})
+	err := a.db.View(func(tx *bolt.Tx) (err error) { cur, err = loadCursor(tx, device); return })
 	if err != nil {
 		return 0, err
 	}
+	f := cur.frontier()
 	read := 0
 	window := firstLogWindow
-	for {
-		slots := make([]feed.Slot, window)
-		for i := range slots {
-			slots[i] = logSlot(a.history[:], device, cur.Next+uint64(i))
-		}
-		results := a.fetchAll(ctx, slots)
-		var blocks []*block
-		var chunks [][]byte
-		for i, r := range results {
-			if errors.Is(r.err, feed.ErrNotFound) {
-				break
-			}
-			if r.err != nil {
-				return read, fmt.Errorf("history log of device %s: %w", device, r.err)
-			}
-			b, err := openBlock(a.history[:], device, cur.Next+uint64(i), r.chunk, tree.Root())
-			if err != nil {
-				return read, err
-			}
-			tree.Append(merkle.LeafHash(r.chunk))
-			blocks, chunks = append(blocks, b), append(chunks, r.chunk)
-		}
-		if len(blocks) == 0 {
-			return read, nil
-		}
-		err := a.db.Update(func(tx *bolt.Tx) error {
-			var entries []*logEntry
-			for i, b := range blocks {
-				if err := putLeaf(tx, device, b.Index, chunks[i]); err != nil {
-					return err
-				}
-				if err := recordLocations(tx, b); err != nil {
-					return err
-				}
-				entries = append(entries, b.Entries...)
-			}
-			if err := sink(tx, entries); err != nil {
-				return err
-			}
-			return putRecord(tx.Bucket(bucketLogs), []byte(device), &logCursor{Next: cur.Next + uint64(len(blocks))})
-		})
+	var blocks []*block
+	var chunks [][]byte
+	for done := false; !done; {
+		got, gotChunks, err := a.fetchBlocks(ctx, device, f, window)
 		if err != nil {
 			return read, err
 		}
-		cur.Next += uint64(len(blocks))
-		read += len(blocks)
-		if len(blocks) < window {
-			return read, nil
-		}
+		blocks, chunks = append(blocks, got...), append(chunks, gotChunks...)
+		done = len(got) < window
 		window = min(2*window, maxLogWindow)
+		// Commit what was read every so many blocks and at the end: one
+		// durable commit per window would cost more than the fetching.
+		if len(blocks) >= commitLogBlocks || (done && len(blocks) > 0) {
+			if err := a.commitBlocks(device, blocks, chunks, f, sink); err != nil {
+				return read, err
+			}
+			read += len(blocks)
+			blocks, chunks = nil, nil
+		}
 	}
+	return read, nil
+}
+
+// commitLogBlocks bounds how many blocks a log read holds before committing.
+const commitLogBlocks = 1024
+
+// fetchBlocks fetches up to window blocks of a log after f, in parallel, and
+// returns those before the first missing one, each verified and appended to f.
+func (a *Account) fetchBlocks(ctx context.Context, device string, f *merkle.Frontier, window int) ([]*block, [][]byte, error) {
+	slots := make([]feed.Slot, window)
+	for i := range slots {
+		slots[i] = logSlot(a.history[:], device, f.Size+uint64(i))
+	}
+	var blocks []*block
+	var chunks [][]byte
+	for _, r := range a.fetchAll(ctx, slots) {
+		if errors.Is(r.err, feed.ErrNotFound) {
+			break
+		}
+		if r.err != nil {
+			return nil, nil, fmt.Errorf("history log of device %s: %w", device, r.err)
+		}
+		b, err := openBlock(a.history[:], device, f.Size, r.chunk, f.Root())
+		if err != nil {
+			return nil, nil, err
+		}
+		f.Append(merkle.LeafHash(r.chunk))
+		blocks, chunks = append(blocks, b), append(chunks, r.chunk)
+	}
+	return blocks, chunks, nil
+}
+
+// commitBlocks stores the leaves and locations of blocks just read, hands
+// their entries to sink and advances the cursor to f, in one transaction.
+func (a *Account) commitBlocks(device string, blocks []*block, chunks [][]byte, f *merkle.Frontier, sink func(*bolt.Tx, []*logEntry) error) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
+		var entries []*logEntry
+		for i, b := range blocks {
+			if err := putLeaf(tx, device, b.Index, chunks[i]); err != nil {
+				return err
+			}
+			if err := recordLocations(tx, b); err != nil {
+				return err
+			}
+			entries = append(entries, b.Entries...)
+		}
+		if err := sink(tx, entries); err != nil {
+			return err
+		}
+		return putRecord(tx.Bucket(bucketLogs), []byte(device), cursorOf(f))
+	})
 }
 
 // syncLogs reads what our other devices logged since the last time and

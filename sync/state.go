@@ -35,9 +35,10 @@ var (
 	bucketLeaves    = []byte("leaves")    // device ID ‖ index → merkle leaf hash of that block
 	bucketWhere     = []byte("where")     // contact\0origin → device ID ‖ index: a block logging it
 	bucketDirectory = []byte("directory") // version → the directory chunk of that device list version
+	bucketUnstored  = []byte("unstored")  // index → nothing: our history blocks the store has not accepted yet
 	allBuckets      = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
 		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
-		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory}
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored}
 )
 
 // ErrCorruptState reports a state record that does not decode or is

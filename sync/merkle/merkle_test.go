@@ -111,3 +111,20 @@ func BenchmarkAppendAndRoot(b *testing.B) {
 		tr.Root()
 	}
 }
+
+// The frontier gives the same root as the tree at every size.
+func TestFrontier(t *testing.T) {
+	tr := new(Tree)
+	f := new(Frontier)
+	if f.Root() != tr.Root() {
+		t.Fatal("empty roots differ")
+	}
+	for i := 0; i < 300; i++ {
+		leaf := LeafHash([]byte(fmt.Sprint(i)))
+		tr.Append(leaf)
+		f.Append(leaf)
+		if f.Root() != tr.Root() || !f.Valid() {
+			t.Fatalf("size %d: frontier root differs from the tree's", i+1)
+		}
+	}
+}
