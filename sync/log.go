@@ -197,58 +197,64 @@ func (a *Account) packLog() error {
 	if empty {
 		return nil // and write nothing: a bbolt commit always rewrites the meta page
 	}
-	return a.db.Update(func(tx *bolt.Tx) error {
-		stage := tx.Bucket(bucketStage)
-		var entries []*logEntry
-		var keys [][]byte
-		err := stage.ForEach(func(k, v []byte) error {
-			e := new(logEntry)
-			if err := decodeRecord("staged history entry", v, e); err != nil {
-				return err
-			}
-			entries, keys = append(entries, e), append(keys, append([]byte(nil), k...))
-			return nil
-		})
-		if err != nil || len(entries) == 0 {
+	return a.db.Update(a.packStaged)
+}
+
+// packStaged is packLog inside the caller's transaction.
+func (a *Account) packStaged(tx *bolt.Tx) error {
+	if !a.historyOn {
+		return nil
+	}
+	stage := tx.Bucket(bucketStage)
+	var entries []*logEntry
+	var keys [][]byte
+	err := stage.ForEach(func(k, v []byte) error {
+		e := new(logEntry)
+		if err := decodeRecord("staged history entry", v, e); err != nil {
 			return err
 		}
-		cur, err := loadCursor(tx, a.device)
+		entries, keys = append(entries, e), append(keys, append([]byte(nil), k...))
+		return nil
+	})
+	if err != nil || len(entries) == 0 {
+		return err
+	}
+	cur, err := loadCursor(tx, a.device)
+	if err != nil {
+		return err
+	}
+	f := cur.frontier()
+	for len(entries) > 0 {
+		index := f.Size
+		n, content, err := fillBlock(&block{Device: a.device, Index: index}, entries, f.Root())
 		if err != nil {
 			return err
 		}
-		f := cur.frontier()
-		for len(entries) > 0 {
-			index := f.Size
-			n, content, err := fillBlock(&block{Device: a.device, Index: index}, entries, f.Root())
-			if err != nil {
-				return err
-			}
-			chunk, err := sealContent(secretKey("history", a.history[:]), blockAD(a.device, index), content, a.opts.Rand)
-			if err != nil {
-				return err
-			}
-			if err := putRecord(tx.Bucket(bucketBlocks), u64(index), &blockRecord{Chunk: chunk}); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketUnstored).Put(u64(index), nil); err != nil {
-				return err
-			}
-			if err := putLeaf(tx, a.device, index, chunk); err != nil {
-				return err
-			}
-			if err := recordLocations(tx, &block{Device: a.device, Index: index, Entries: entries[:n]}); err != nil {
-				return err
-			}
-			f.Append(merkle.LeafHash(chunk))
-			entries = entries[n:]
+		chunk, err := sealContent(secretKey("history", a.history[:]), blockAD(a.device, index), content, a.opts.Rand)
+		if err != nil {
+			return err
 		}
-		for _, k := range keys {
-			if err := stage.Delete(k); err != nil {
-				return err
-			}
+		if err := putRecord(tx.Bucket(bucketBlocks), u64(index), &blockRecord{Chunk: chunk}); err != nil {
+			return err
 		}
-		return putRecord(tx.Bucket(bucketLogs), []byte(a.device), cursorOf(f))
-	})
+		if err := tx.Bucket(bucketUnstored).Put(u64(index), nil); err != nil {
+			return err
+		}
+		if err := putLeaf(tx, a.device, index, chunk); err != nil {
+			return err
+		}
+		if err := recordLocations(tx, &block{Device: a.device, Index: index, Entries: entries[:n]}); err != nil {
+			return err
+		}
+		f.Append(merkle.LeafHash(chunk))
+		entries = entries[n:]
+	}
+	for _, k := range keys {
+		if err := stage.Delete(k); err != nil {
+			return err
+		}
+	}
+	return putRecord(tx.Bucket(bucketLogs), []byte(a.device), cursorOf(f))
 }
 
 // fillBlock puts as many entries as fit into b and returns how many and the
@@ -318,20 +324,23 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]by
 			errs = append(errs, fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?)", idx))
 			continue
 		}
-		err := a.db.Update(func(tx *bolt.Tx) error {
-			if tx.Bucket(bucketUnstored).Get(u64(idx)) == nil {
-				return nil // stored before: a republish
-			}
-			if err := tx.Bucket(bucketUnstored).Delete(u64(idx)); err != nil {
-				return err
-			}
-			return putRecord(tx.Bucket(bucketBlocks), u64(idx), &blockRecord{Chunk: chunks[i], Stored: true})
-		})
+		err := a.db.Update(func(tx *bolt.Tx) error { return markBlockStored(tx, idx, chunks[i]) })
 		if err != nil {
 			return err
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// markBlockStored records that the store accepted one of our blocks.
+func markBlockStored(tx *bolt.Tx, idx uint64, chunk []byte) error {
+	if tx.Bucket(bucketUnstored).Get(u64(idx)) == nil {
+		return nil // stored before: a republish
+	}
+	if err := tx.Bucket(bucketUnstored).Delete(u64(idx)); err != nil {
+		return err
+	}
+	return putRecord(tx.Bucket(bucketBlocks), u64(idx), &blockRecord{Chunk: chunk, Stored: true})
 }
 
 // republishLog writes every block of this device's history log again: after

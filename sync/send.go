@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	gosync "sync"
 	"time"
 	"unicode/utf8"
 
@@ -73,25 +74,65 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 			}
 			outs, names = append(outs, out), append(names, conv.Name)
 		}
-		return a.stage(tx, messageEntry(contact, msg))
+		if err := a.stage(tx, messageEntry(contact, msg)); err != nil {
+			return err
+		}
+		return a.packStaged(tx) // the history block commits with the message
 	})
 	if err != nil {
 		return Message{}, err
 	}
 	m := msg.public(contact)
-	var errs []error
-	for i, out := range outs {
-		if perr := a.put(ctx, names[i], out); perr != nil {
-			errs = append(errs, perr)
-		} else {
+	perrs, err := a.putAll(ctx, names, outs)
+	if err != nil {
+		return m, err
+	}
+	for _, perr := range perrs {
+		if perr == nil {
 			m.State = Stored
 		}
 	}
-	a.flushLog(ctx) // a failure leaves the blocks for the next flush
 	if m.State != Stored {
-		return m, fmt.Errorf("%w: %v", ErrNotStored, errors.Join(errs...))
+		return m, fmt.Errorf("%w: %v", ErrNotStored, errors.Join(perrs...))
 	}
 	return m, nil
+}
+
+// putAll puts outbox entries and this device's unstored history blocks
+// concurrently (one round trip, not one per chunk) and records every outcome
+// in one transaction. It returns each entry's put error.
+func (a *Account) putAll(ctx context.Context, names []string, outs []*outboxRecord) ([]error, error) {
+	indexes, chunks, err := a.ownBlocks(false)
+	if err != nil {
+		return nil, err
+	}
+	perrs := make([]error, len(outs))
+	berrs := make([]error, len(indexes))
+	var wg gosync.WaitGroup
+	for i, out := range outs {
+		wg.Go(func() { perrs[i] = a.tr.Put(ctx, out.slot(), out.Chunk) })
+	}
+	for i, idx := range indexes {
+		wg.Go(func() { berrs[i] = a.tr.Put(ctx, logSlot(a.history[:], a.device, idx), chunks[i]) })
+	}
+	wg.Wait()
+	now := a.opts.Now()
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		for i, out := range outs {
+			if err := a.recordPut(tx, names[i], out, perrs[i], now); err != nil {
+				return err
+			}
+		}
+		for i, idx := range indexes {
+			if berrs[i] == nil {
+				if err := markBlockStored(tx, idx, chunks[i]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return perrs, err
 }
 
 // ErrNoSession reports a contact none of whose devices we can write to yet.
@@ -145,36 +186,39 @@ func (a *Account) queue(tx *bolt.Tx, c *convRecord, s *ratchet.Session, kind Kin
 func (a *Account) put(ctx context.Context, contact string, out *outboxRecord) error {
 	perr := a.tr.Put(ctx, out.slot(), out.Chunk)
 	now := a.opts.Now()
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		ob := tx.Bucket(bucketOutbox)
-		key := contactKey(contact, out.Seq)
-		data := ob.Get(key)
-		if data == nil {
-			return nil // acknowledged meanwhile
-		}
-		rec := new(outboxRecord)
-		if err := decodeRecord("outbox entry", data, rec); err != nil {
+	err := a.db.Update(func(tx *bolt.Tx) error { return a.recordPut(tx, contact, out, perr, now) })
+	return errors.Join(perr, err)
+}
+
+// recordPut records the outcome of one put of an outbox entry.
+func (a *Account) recordPut(tx *bolt.Tx, contact string, out *outboxRecord, perr error, now time.Time) error {
+	ob := tx.Bucket(bucketOutbox)
+	key := contactKey(contact, out.Seq)
+	data := ob.Get(key)
+	if data == nil {
+		return nil // acknowledged meanwhile
+	}
+	rec := new(outboxRecord)
+	if err := decodeRecord("outbox entry", data, rec); err != nil {
+		return err
+	}
+	rec.Attempts++
+	rec.LastPut = now
+	if perr != nil {
+		rec.Failures++
+		rec.LastError = perr.Error()
+		rec.NextTry = now.Add(backoff(retryFirst, retryMax, rec.Failures))
+		return putRecord(ob, key, rec)
+	}
+	rec.Failures, rec.LastError = 0, ""
+	rec.NextTry = now.Add(backoff(republishFirst, republishMax, rec.Attempts))
+	if !rec.Stored {
+		rec.Stored = true
+		if _, err := a.advanceOutgoing(tx, contact, rec.Seq, Stored); err != nil {
 			return err
 		}
-		rec.Attempts++
-		rec.LastPut = now
-		if perr != nil {
-			rec.Failures++
-			rec.LastError = perr.Error()
-			rec.NextTry = now.Add(backoff(retryFirst, retryMax, rec.Failures))
-			return putRecord(ob, key, rec)
-		}
-		rec.Failures, rec.LastError = 0, ""
-		rec.NextTry = now.Add(backoff(republishFirst, republishMax, rec.Attempts))
-		if !rec.Stored {
-			rec.Stored = true
-			if _, err := a.advanceOutgoing(tx, contact, rec.Seq, Stored); err != nil {
-				return err
-			}
-		}
-		return putRecord(ob, key, rec)
-	})
-	return errors.Join(perr, err)
+	}
+	return putRecord(ob, key, rec)
 }
 
 // advanceOutgoing moves our message with sequence number seq forward to
