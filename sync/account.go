@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -140,6 +141,9 @@ type Account struct {
 
 	problemsMu gosync.Mutex
 	problems   []error // found while applying messages, reported by Poll
+
+	epochMu gosync.RWMutex
+	epochs  epochKeys // history epoch keys; epoch 0's is the history key
 }
 
 const stateFile = "state.db"
@@ -162,7 +166,7 @@ func Create(dir, name string, tr transport.Transport, opts Options) (*Account, e
 	}
 	st := &accountState{Name: name, Device: keys.firstDev, History: !opts.NoHistory, Key: keys.history}
 	st.Identity, st.AccountKey = keys.identity, keys.identity
-	l := &DeviceList{Account: keys.identity.Public().Bytes(), Name: name, Version: 1,
+	l := &DeviceList{Account: keys.identity.Public().Bytes(), Name: name, Version: 1, Recovery: keys.recovery.Public().Bytes(),
 		Devices: []Device{{ID: keys.firstDev, Name: "first", Identity: keys.identity.Public().Bytes(), Added: opts.Now().UTC()}}}
 	if st.List, err = signList(keys.identity, l); err != nil {
 		return nil, err
@@ -193,6 +197,7 @@ type accountState struct {
 	History    bool
 	List       []byte            // signed device list
 	Directory  map[uint64][]byte // directory chunks read so far
+	Epochs     epochKeys         // history epoch keys beyond epoch 0
 }
 
 func createAccount(dir string, tr transport.Transport, opts Options, st *accountState) (*Account, error) {
@@ -223,6 +228,9 @@ func createAccount(dir string, tr transport.Transport, opts Options, st *account
 				return err
 			}
 		}
+		if err := saveEpochKeys(tx, st.epochKeys()); err != nil {
+			return err
+		}
 		return keepDirectory(tx, st.Directory, nil)
 	})
 	if err != nil {
@@ -230,7 +238,17 @@ func createAccount(dir string, tr transport.Transport, opts Options, st *account
 		return nil, err
 	}
 	return &Account{db: db, tr: tr, opts: opts, id: st.Identity, name: st.Name, device: st.Device,
-		accountPub: st.AccountPub, accountKey: st.AccountKey, history: st.Key, historyOn: st.History}, nil
+		accountPub: st.AccountPub, accountKey: st.AccountKey, history: st.Key, historyOn: st.History,
+		epochs: st.epochKeys()}, nil
+}
+
+func (st *accountState) epochKeys() epochKeys {
+	k := maps.Clone(st.Epochs)
+	if k == nil {
+		k = epochKeys{}
+	}
+	k[0] = st.Key
+	return k
 }
 
 // Open opens the existing account in dir.
@@ -301,6 +319,16 @@ func (a *Account) load(b *bolt.Bucket) error {
 	}
 	a.name, a.device, a.historyOn = string(name), string(dev), string(hist) == "on"
 	copy(a.history[:], key)
+	eb, err := get("epochs")
+	if err != nil {
+		return err
+	}
+	if a.epochs, err = parseEpochKeys(eb); err != nil {
+		return err
+	}
+	if a.epochs[0] != a.history {
+		return fmt.Errorf("%w: epoch keys", ErrCorruptState)
+	}
 	return nil
 }
 

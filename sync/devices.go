@@ -46,6 +46,13 @@ type DeviceList struct {
 	Version uint64   `json:"version"` // from 1, +1 per change
 	Devices []Device `json:"devices"`
 	Removed []string `json:"removed,omitempty"` // IDs of removed devices
+	// Recovery is the recovery key's public identity (64 bytes): history
+	// keys are sealed to it, and only the phrase opens them.
+	Recovery []byte `json:"recovery"`
+	// Epoch is the history epoch this version is in; a version that starts
+	// one carries its key sealed to each device (by ID) and to "recovery".
+	Epoch uint64            `json:"epoch,omitempty"`
+	Keys  map[string][]byte `json:"keys,omitempty"`
 }
 
 // signedList is the wire form of a DeviceList.
@@ -109,6 +116,8 @@ func verifyList(signed []byte, account ratchet.PublicIdentity) (*DeviceList, err
 		return nil, errors.New("device list: version 0")
 	case len(l.Devices) == 0 || len(l.Devices) > MaxDevices:
 		return nil, fmt.Errorf("device list: %d devices (1 to %d allowed)", len(l.Devices), MaxDevices)
+	case len(l.Recovery) != 64:
+		return nil, errors.New("device list: no recovery key")
 	}
 	seen := map[string]bool{}
 	for _, d := range l.Devices {
@@ -201,7 +210,22 @@ func (a *Account) publishList(ctx context.Context, l *DeviceList) error {
 		}
 		return fmt.Errorf("writing the device list: %w", err)
 	}
-	return a.db.Update(func(tx *bolt.Tx) error { return keepDirectory(tx, map[uint64][]byte{l.Version: chunk}, signed) })
+	// Adopt the list and learn the epoch key it may start in one
+	// transaction: a crash in between must not lose the key.
+	keys := a.epochKeys()
+	if err := learnEpochs(keys, []*DeviceList{l}, a.id, a.device); err != nil {
+		return err
+	}
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		if err := saveEpochKeys(tx, keys); err != nil {
+			return err
+		}
+		return keepDirectory(tx, map[uint64][]byte{l.Version: chunk}, signed)
+	})
+	if err == nil {
+		a.setEpochs(keys)
+	}
+	return err
 }
 
 func directorySlot(history []byte, version uint64) feed.Slot {
@@ -215,9 +239,10 @@ func directoryAD(version uint64) []byte {
 // directoryRead is what fetchDirectory found: the newest list and the
 // chunk of every version read, kept so that a republish can put them back.
 type directoryRead struct {
-	list   *DeviceList // nil: nothing after the version asked for
+	list   *DeviceList // the newest; nil: nothing after the version asked for
 	signed []byte
 	chunks map[uint64][]byte
+	lists  []*DeviceList // every version read, in order
 }
 
 // fetchDirectory reads the device lists after version `after`, verified and
@@ -244,6 +269,7 @@ func fetchDirectory(ctx context.Context, get func(context.Context, feed.Slot) ([
 			return nil, fmt.Errorf("device list in slot of version %d says version %d", v, l.Version)
 		}
 		d.list, d.signed, d.chunks[v] = l, signed, chunk
+		d.lists = append(d.lists, l)
 	}
 }
 
@@ -297,9 +323,23 @@ func (a *Account) syncDirectory(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := a.db.Update(func(tx *bolt.Tx) error { return keepDirectory(tx, d.chunks, d.signed) }); err != nil {
+	if d.list.find(a.device) == nil {
+		a.db.Update(func(tx *bolt.Tx) error { return keepDirectory(tx, d.chunks, d.signed) })
+		return ErrDeviceRemoved
+	}
+	keys := a.epochKeys()
+	if err := learnEpochs(keys, d.lists, a.id, a.device); err != nil {
 		return err
 	}
+	if err := a.db.Update(func(tx *bolt.Tx) error {
+		if err := saveEpochKeys(tx, keys); err != nil {
+			return err
+		}
+		return keepDirectory(tx, d.chunks, d.signed)
+	}); err != nil {
+		return err
+	}
+	a.setEpochs(keys)
 	if d.list.find(a.device) == nil {
 		return ErrDeviceRemoved
 	}
@@ -332,6 +372,10 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, erro
 	l.Devices = slices.Delete(l.Devices, i, i+1)
 	l.Removed = append(l.Removed, gone.ID)
 	l.Version++
+	// What we log from now on, the removed device cannot open.
+	if _, err := sealEpoch(l); err != nil {
+		return nil, err
+	}
 	if err := a.publishList(ctx, l); err != nil {
 		return nil, err
 	}

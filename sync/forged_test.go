@@ -90,3 +90,60 @@ func jsonBytes(b []byte) []byte {
 	out, _ := json.Marshal(b)
 	return out
 }
+
+// After a device is removed, what the account logs is sealed under a new
+// epoch key the removed device never gets: it can find the new blocks (it
+// knows the history key) but not open them. A restore from the phrase opens
+// them with the recovery key.
+func TestRemovedDeviceCannotReadNewHistory(t *testing.T) {
+	ctx := context.Background()
+	store := feed.NewMemory()
+	tr := nopCloser{transport.NewDirect(store)}
+	a1, err := Create(t.TempDir(), "alice", tr, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a1.Close()
+	logOne := func(body string) {
+		t.Helper()
+		err := a1.db.Update(func(tx *bolt.Tx) error {
+			return a1.stage(tx, &logEntry{Type: "contact", Contact: "bob", MyAnn: bytes.Repeat([]byte(body[:1]), 32)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a1.flushLog(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logOne("before")
+	code, _, err := a1.LinkDevice(ctx, "laptop", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, _, err := JoinDevice(ctx, t.TempDir(), code, tr, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	if _, err := a1.RemoveDevice(ctx, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	logOne("after")
+	noop := func(*bolt.Tx, []*logEntry) error { return nil }
+	if _, err := a2.readLog(ctx, a1.device, noop); !errors.Is(err, ErrTamperedLog) {
+		t.Fatalf("the removed device read a block of the new epoch: %v", err)
+	}
+	if _, err := a2.Poll(ctx, nil); !errors.Is(err, ErrDeviceRemoved) {
+		t.Fatalf("removed device polls: %v", err)
+	}
+	phrase := a1.RecoveryPhrase()
+	r, stats, err := Restore(ctx, t.TempDir(), phrase, "phone", tr, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if stats.Blocks != 2 || len(r.epochKeys()) != 2 {
+		t.Fatalf("restore read %d blocks with %d epoch keys, want 2 and 2", stats.Blocks, len(r.epochKeys()))
+	}
+}

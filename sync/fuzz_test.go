@@ -86,7 +86,7 @@ func FuzzDecodeBlock(f *testing.F) {
 // accepted only when the account signed it.
 func FuzzVerifyList(f *testing.F) {
 	id, _ := ratchet.NewIdentity(bytes.NewReader(make([]byte, 64)))
-	l := &DeviceList{Account: id.Public().Bytes(), Name: "alice", Version: 1,
+	l := &DeviceList{Account: id.Public().Bytes(), Name: "alice", Version: 1, Recovery: id.Public().Bytes(),
 		Devices: []Device{{ID: "0011223344556677", Name: "first", Identity: id.Public().Bytes()}}}
 	signed, _ := signList(id, l)
 	meta, _ := json.Marshal(metaBody{Device: "0011223344556677", Account: id.Public().Bytes(), Ann: make([]byte, 32), List: signed})

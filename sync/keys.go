@@ -65,6 +65,7 @@ func parsePhrase(phrase string) ([]byte, error) {
 // accountKeys are what the seed derives.
 type accountKeys struct {
 	identity *ratchet.Identity // the account identity: signs device lists
+	recovery *ratchet.Identity // opens history keys sealed to the phrase
 	history  [32]byte          // derives and encrypts the history log
 	firstDev string            // the device ID of the device created by init
 }
@@ -81,7 +82,11 @@ func deriveKeys(seed []byte) (*accountKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &accountKeys{identity: id, firstDev: hex.EncodeToString(expand("first device", deviceIDSize))}
+	rec, err := ratchet.NewIdentity(bytes.NewReader(expand("recovery key", 64)))
+	if err != nil {
+		return nil, err
+	}
+	k := &accountKeys{identity: id, recovery: rec, firstDev: hex.EncodeToString(expand("first device", deviceIDSize))}
 	copy(k.history[:], expand("history key", 32))
 	return k, nil
 }

@@ -224,13 +224,14 @@ func (a *Account) packStaged(tx *bolt.Tx) error {
 		return err
 	}
 	f := cur.frontier()
+	_, epochKey := a.epochKeys().current()
 	for len(entries) > 0 {
 		index := f.Size
 		n, content, err := fillBlock(&block{Device: a.device, Index: index}, entries, f.Root())
 		if err != nil {
 			return err
 		}
-		chunk, err := sealContent(secretKey("history", a.history[:]), blockAD(a.device, index), content, a.opts.Rand)
+		chunk, err := sealContent(secretKey("history", epochKey[:]), blockAD(a.device, index), content, a.opts.Rand)
 		if err != nil {
 			return err
 		}
@@ -359,14 +360,26 @@ func (a *Account) republishLog(ctx context.Context) error {
 // ErrTamperedLog reports a history block that fails verification.
 var ErrTamperedLog = errors.New("history log does not verify")
 
-// openBlock decrypts and checks block index of a device's log against the
-// root of the blocks before it.
-func openBlock(history []byte, device string, index uint64, chunk []byte, prev merkle.Hash) (*block, error) {
-	content, err := openContent(secretKey("history", history), blockAD(device, index), chunk)
+// openBlock decrypts block index of a device's log with whichever epoch's
+// key sealed it (keys newest first) and checks it against the root of the
+// blocks before it.
+func openBlock(keys [][]byte, device string, index uint64, chunk []byte, prev merkle.Hash) (*block, error) {
+	content, err := openBlockContent(keys, device, index, chunk)
 	if err != nil {
-		return nil, fmt.Errorf("%w: block %d of device %s %v", ErrTamperedLog, index, device, err)
+		return nil, err
 	}
 	return decodeBlock(content, device, index, prev)
+}
+
+func openBlockContent(keys [][]byte, device string, index uint64, chunk []byte) ([]byte, error) {
+	err := errSealed
+	for _, k := range keys {
+		var content []byte
+		if content, err = openContent(k, blockAD(device, index), chunk); err == nil {
+			return content, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: block %d of device %s %v", ErrTamperedLog, index, device, err)
 }
 
 // decodeBlock decodes and checks a block's plaintext.

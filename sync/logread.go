@@ -68,6 +68,7 @@ func (a *Account) fetchBlocks(ctx context.Context, device string, f *merkle.Fron
 	}
 	var blocks []*block
 	var chunks [][]byte
+	keys := a.epochKeys().blockKeys()
 	for _, r := range a.fetchAll(ctx, slots) {
 		if errors.Is(r.err, feed.ErrNotFound) {
 			break
@@ -75,7 +76,7 @@ func (a *Account) fetchBlocks(ctx context.Context, device string, f *merkle.Fron
 		if r.err != nil {
 			return nil, nil, fmt.Errorf("history log of device %s: %w", device, r.err)
 		}
-		b, err := openBlock(a.history[:], device, f.Size, r.chunk, f.Root())
+		b, err := openBlock(keys, device, f.Size, r.chunk, f.Root())
 		if err != nil {
 			return nil, nil, err
 		}

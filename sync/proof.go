@@ -110,9 +110,9 @@ func (a *Account) VerifyMessageProof(m Message, p *MessageProof) error {
 	if err != nil {
 		return err
 	}
-	content, err := openContent(secretKey("history", a.history[:]), blockAD(p.Device, p.Block), p.Chunk)
+	content, err := openBlockContent(a.epochKeys().blockKeys(), p.Device, p.Block, p.Chunk)
 	if err != nil {
-		return fmt.Errorf("%w: block %d of device %s %v", ErrTamperedLog, p.Block, p.Device, err)
+		return err
 	}
 	b, err := decodeBlock(content, p.Device, p.Block, prev)
 	if err != nil {

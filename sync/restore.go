@@ -60,6 +60,10 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 		return nil, nil, err
 	}
 	st.AccountKey, st.Key, st.Directory = keys.identity, keys.history, d.chunks
+	st.Epochs = epochKeys{0: keys.history}
+	if err := learnEpochs(st.Epochs, d.lists, keys.recovery, "recovery"); err != nil {
+		return nil, nil, err
+	}
 	if st.List, err = signList(keys.identity, next); err != nil {
 		return nil, nil, err
 	}
@@ -156,6 +160,7 @@ type linkPackage struct {
 	Identity []byte    `json:"identity"` // the new device's private identity
 	Account  []byte    `json:"account"`
 	History  []byte    `json:"history"`
+	Epochs   []byte    `json:"epochs"` // every history epoch's key so far
 	Expires  time.Time `json:"expires"`
 }
 
@@ -189,7 +194,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	rand.Read(secret)
 	idb, _ := st.Identity.MarshalBinary()
 	pkg, _ := json.Marshal(linkPackage{Name: a.name, Device: st.Device, Identity: idb, Account: a.accountPub.Bytes(),
-		History: a.history[:], Expires: a.opts.Now().Add(ttl).UTC()})
+		History: a.history[:], Epochs: a.epochKeys().marshal(), Expires: a.opts.Now().Add(ttl).UTC()})
 	chunk, err := sealContent(secretKey("link", secret), []byte("deaddrop link"), pkg, a.opts.Rand)
 	if err != nil {
 		return "", nil, err
@@ -255,6 +260,9 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 		return nil, nil, fmt.Errorf("%w: link: bad account keys", ErrBadLinkCode)
 	}
 	copy(st.Key[:], pkg.History)
+	if st.Epochs, err = parseEpochKeys(pkg.Epochs); err != nil || st.Epochs[0] != st.Key {
+		return nil, nil, fmt.Errorf("%w: link: bad history keys", ErrBadLinkCode)
+	}
 	d, err := fetchDirectory(ctx, tr.Get, st.Key[:], st.AccountPub, 0)
 	if err != nil {
 		return nil, nil, err

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deaddrop/deaddrop/ratchet"
 	"github.com/deaddrop/deaddrop/sync/merkle"
 )
 
@@ -58,16 +59,24 @@ func accountVectors(t *testing.T) []byte {
 	tree.Append(leaf)
 	tree.Append(leaf)
 	twice := tree.Root()
-	list, err := signList(keys.identity, &DeviceList{Account: pub.Bytes(), Name: "alice", Version: 1,
+	list, err := signList(keys.identity, &DeviceList{Account: pub.Bytes(), Name: "alice", Version: 1, Recovery: keys.recovery.Public().Bytes(),
 		Devices: []Device{{ID: dev, Name: "first", Identity: pub.Bytes(), Added: time.Unix(1700000000, 0).UTC()}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openBlock(keys.history[:], dev, 0, chunk, root); err != nil {
+	if _, err := openBlock([][]byte{secretKey("history", keys.history[:])}, dev, 0, chunk, root); err != nil {
 		t.Fatalf("the vector block does not open: %v", err)
 	}
 	if _, err := verifyList(list, pub); err != nil {
 		t.Fatalf("the vector list does not verify: %v", err)
+	}
+	epochKey := bytes.Repeat([]byte{0x44}, 32)
+	sealedEpoch, err := ratchet.SealTo(keys.recovery.Public(), epochKey, bytes.NewReader(bytes.Repeat([]byte{0x55}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := keys.recovery.OpenSealed(sealedEpoch); err != nil || !bytes.Equal(got, epochKey) {
+		t.Fatalf("the vector sealed box does not open: %v", err)
 	}
 	slot := func(s [32]byte) string { return hx(s[:]) }
 	v := map[string]string{
