@@ -53,7 +53,7 @@ func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
 	if d == nil || !bytes.Equal(d.Identity, sess.Peer().Bytes()) {
 		return fmt.Errorf("the device list of %s does not vouch for the device this session is with", conv.Contact)
 	}
-	c, err := loadContact(tx, conv.Contact)
+	c, err := conv.loadContact(tx) // the cached record: saveConv writes it back
 	if err != nil {
 		return err
 	}
@@ -295,7 +295,7 @@ func (a *Account) acceptDeviceInvite(ctx context.Context, contact, from, text st
 		if err != nil {
 			return err
 		}
-		conv := &convRecord{Name: name, Contact: contact, PeerDevice: from, NextSeq: 1, Created: now, InviteID: id[:]}
+		conv := &convRecord{Name: name, Contact: contact, PeerDevice: from, NextSeq: 1, Created: now, InviteID: id[:], contact: c}
 		if outs, err = a.startSession(tx, conv, sess, c, true); err != nil {
 			return err
 		}

@@ -153,7 +153,8 @@ func (a *Account) newOrigin() []byte {
 
 // insertMessage adds a message to a contact's history unless a copy with the
 // same origin is there already, in which case it only raises its state. It
-// returns the stored record and whether it was new.
+// returns the stored record and whether it was new. A new message advances
+// c.NextLocal: the caller saves c.
 func insertMessage(tx *bolt.Tx, c *contactRecord, m *messageRecord) (*messageRecord, bool, error) {
 	origins := tx.Bucket(bucketOrigins)
 	okey := append(contactPrefix(c.Name), m.Origin...)
@@ -179,7 +180,7 @@ func insertMessage(tx *bolt.Tx, c *contactRecord, m *messageRecord) (*messageRec
 			return nil, false, err
 		}
 	}
-	return m, true, saveContact(tx, c)
+	return m, true, nil
 }
 
 // raiseMessage moves a message's state forward (never back) and marks it

@@ -81,7 +81,7 @@ func (a *Account) Accept(ctx context.Context, invite, name string) (string, erro
 		if err != nil {
 			return fmt.Errorf("%w (choose another name with --as)", err)
 		}
-		c := &convRecord{Name: name, Contact: name, NextSeq: 1, Created: now, InviteID: id[:]}
+		c := &convRecord{Name: name, Contact: name, NextSeq: 1, Created: now, InviteID: id[:], contact: contact}
 		if outs, err = a.startSession(tx, c, sess, contact, true); err != nil {
 			return err
 		}
@@ -221,7 +221,7 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 		if err != nil {
 			return err
 		}
-		c := &convRecord{Name: name, Contact: contact.Name, PeerDevice: rec.Device, NextSeq: 1, Created: now, InviteID: id}
+		c := &convRecord{Name: name, Contact: contact.Name, PeerDevice: rec.Device, NextSeq: 1, Created: now, InviteID: id, contact: contact}
 		if _, _, err := a.apply(tx, c, env); err != nil {
 			return err
 		}

@@ -172,8 +172,10 @@ func applyEntry(tx *bolt.Tx, e *logEntry) error {
 	if m.Dir == Incoming {
 		m.State = Received
 	}
-	_, _, err = insertMessage(tx, c, m)
-	return err
+	if _, isNew, err := insertMessage(tx, c, m); err != nil || !isNew {
+		return err
+	}
+	return saveContact(tx, c)
 }
 
 func applyContact(tx *bolt.Tx, e *logEntry) error {

@@ -328,7 +328,7 @@ func (a *Account) deliver(tx *bolt.Tx, c *convRecord, env *envelope) (*Message, 
 	default:
 		return nil, nil
 	}
-	contact, err := loadContact(tx, c.Contact)
+	contact, err := c.loadContact(tx)
 	if err != nil {
 		return nil, err
 	}

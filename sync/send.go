@@ -60,6 +60,9 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 		if _, _, err := insertMessage(tx, c, msg); err != nil {
 			return err
 		}
+		if err := saveContact(tx, c); err != nil {
+			return err
+		}
 		for _, conv := range sessions {
 			s, err := loadSession(conv)
 			if err != nil {

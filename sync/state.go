@@ -70,6 +70,23 @@ type convRecord struct {
 	AckOwed    bool      `json:"ack_owed"`    // we received something that wants an ack
 	Created    time.Time `json:"created"`
 	InviteID   []byte    `json:"invite_id"`
+
+	// contact caches the contact's record while a transaction delivers
+	// many messages (decoding it per message was most of a catch-up's
+	// CPU); saveConv writes it back.
+	contact *contactRecord
+}
+
+// loadContact returns the session's contact record, cached for the rest of
+// the transaction.
+func (c *convRecord) loadContact(tx *bolt.Tx) (*contactRecord, error) {
+	if c.contact == nil {
+		var err error
+		if c.contact, err = loadContact(tx, c.Contact); err != nil {
+			return nil, err
+		}
+	}
+	return c.contact, nil
 }
 
 func (c *convRecord) validate() error {
@@ -237,6 +254,11 @@ func loadSession(c *convRecord) (*ratchet.Session, error) {
 }
 
 func saveConv(tx *bolt.Tx, c *convRecord, s *ratchet.Session) error {
+	if c.contact != nil {
+		if err := saveContact(tx, c.contact); err != nil {
+			return err
+		}
+	}
 	if s != nil {
 		b, err := s.MarshalBinary()
 		if err != nil {
