@@ -120,12 +120,13 @@ func (a *Account) syncLogs(ctx context.Context) error {
 			continue
 		}
 		_, err := a.readLog(ctx, id, func(tx *bolt.Tx, entries []*logEntry) error {
+			contacts := contactCache{}
 			for _, e := range entries {
-				if err := applyEntry(tx, e); err != nil {
+				if err := applyEntry(tx, e, contacts); err != nil {
 					return err
 				}
 			}
-			return nil
+			return contacts.save(tx)
 		})
 		if err != nil {
 			errs = append(errs, err)
@@ -146,11 +147,17 @@ func logDevices(l *DeviceList) []string {
 
 // applyEntry applies another device's log entry to this device's state. It
 // never stages: what we learn from a log is not logged again.
-func applyEntry(tx *bolt.Tx, e *logEntry) error {
+func applyEntry(tx *bolt.Tx, e *logEntry, contacts contactCache) error {
 	if e.Type == "contact" {
+		if c, ok := contacts[e.Contact]; ok { // write back before it is reloaded
+			if err := saveContact(tx, c); err != nil {
+				return err
+			}
+			delete(contacts, e.Contact)
+		}
 		return applyContact(tx, e)
 	}
-	c, err := loadContact(tx, e.Contact)
+	c, err := contacts.get(tx, e.Contact)
 	if errors.Is(err, ErrUnknownContact) {
 		return nil // its contact entry is in a log not read yet: skipped, harmless
 	}
@@ -172,10 +179,32 @@ func applyEntry(tx *bolt.Tx, e *logEntry) error {
 	if m.Dir == Incoming {
 		m.State = Received
 	}
-	if _, isNew, err := insertMessage(tx, c, m); err != nil || !isNew {
-		return err
+	_, _, err = insertMessage(tx, c, m)
+	return err
+}
+
+// contactCache holds the contact records a transaction applying many log
+// entries has changed; save writes them back.
+type contactCache map[string]*contactRecord
+
+func (cc contactCache) get(tx *bolt.Tx, name string) (*contactRecord, error) {
+	if c, ok := cc[name]; ok {
+		return c, nil
 	}
-	return saveContact(tx, c)
+	c, err := loadContact(tx, name)
+	if err == nil {
+		cc[name] = c
+	}
+	return c, err
+}
+
+func (cc contactCache) save(tx *bolt.Tx) error {
+	for _, c := range cc {
+		if err := saveContact(tx, c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func applyContact(tx *bolt.Tx, e *logEntry) error {
@@ -204,10 +233,11 @@ func applySorted(tx *bolt.Tx, entries []*logEntry) error {
 		}
 		return x.Sent.Compare(y.Sent)
 	})
+	contacts := contactCache{}
 	for _, e := range entries {
-		if err := applyEntry(tx, e); err != nil {
+		if err := applyEntry(tx, e, contacts); err != nil {
 			return err
 		}
 	}
-	return nil
+	return contacts.save(tx)
 }
