@@ -161,7 +161,15 @@ func TestDevicesAndRestore(t *testing.T) {
 		t.Fatalf("restored history %q, want %q", h, want)
 	}
 	t.Logf("restore: %+v", *rs)
+	// Written before any of bob's devices has a session with the new one:
+	// it waits, and goes out on the first session.
+	if _, err := a3.Send(ctx, "bob", "a3 early"); !errors.Is(err, sync.ErrNotStored) {
+		t.Fatalf("send before any session: %v", err)
+	}
 	settle(t, a3, p.bob)
+	if h := history(t, p.bob, "alice"); !strings.HasSuffix(h, "a3 early") {
+		t.Fatalf("bob did not get the message written before the session: %q", h)
+	}
 	send(t, p.bob, "alice", "b4 after restore")
 	send(t, a3, "bob", "a3 restored")
 	settle(t, a3, p.bob)

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -116,7 +117,40 @@ func (a *Account) startSession(tx *bolt.Tx, c *convRecord, sess *ratchet.Session
 	if err != nil {
 		return nil, err
 	}
-	return append(outs, out), saveConv(tx, c, sess)
+	outs = append(outs, out)
+	waiting, err := a.queueWaiting(tx, c, sess)
+	if err != nil {
+		return nil, err
+	}
+	return append(outs, waiting...), saveConv(tx, c, sess)
+}
+
+// queueWaiting puts on a new session the messages written to its contact
+// while we had no session with any of the contact's devices (a device just
+// restored or linked), in the order they were written.
+func (a *Account) queueWaiting(tx *bolt.Tx, c *convRecord, sess *ratchet.Session) ([]*outboxRecord, error) {
+	waiting := tx.Bucket(bucketWaiting)
+	p := contactPrefix(c.Contact)
+	var keys [][]byte
+	var outs []*outboxRecord
+	cur := waiting.Cursor()
+	for k, _ := cur.Seek(p); k != nil && hasPrefix(k, p); k, _ = cur.Next() {
+		m, err := messageByLocal(tx, c.Contact, binary.BigEndian.Uint64(k[len(p):]))
+		if err != nil {
+			return nil, err
+		}
+		out, err := a.queue(tx, c, sess, KindData, []byte(m.Body), m)
+		if err != nil {
+			return nil, err
+		}
+		outs, keys = append(outs, out), append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := waiting.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return outs, nil
 }
 
 // inviteGrace is how long after its expiry an invite's rendezvous slot is

@@ -52,16 +52,23 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 		if err != nil {
 			return err
 		}
-		if len(sessions) == 0 {
-			return fmt.Errorf("%w: none of %s's devices has a session with this device yet (it comes with their answer: run 'deaddrop read' later)", ErrNoSession, contact)
-		}
 		// Seq is the first session's; each copy has its session's own.
-		msg = &messageRecord{Origin: a.newOrigin(), Dir: Outgoing, Seq: sessions[0].NextSeq, Body: body, Sent: a.opts.Now(), State: Queued, Seen: true}
+		msg = &messageRecord{Origin: a.newOrigin(), Dir: Outgoing, Seq: 1, Body: body, Sent: a.opts.Now(), State: Queued, Seen: true}
+		if len(sessions) > 0 {
+			msg.Seq = sessions[0].NextSeq
+		}
 		if _, _, err := insertMessage(tx, c, msg); err != nil {
 			return err
 		}
 		if err := saveContact(tx, c); err != nil {
 			return err
+		}
+		if len(sessions) == 0 {
+			// A device just restored or linked: the message waits for the
+			// first session with one of the contact's devices.
+			if err := tx.Bucket(bucketWaiting).Put(contactKey(contact, msg.Local), nil); err != nil {
+				return err
+			}
 		}
 		for _, conv := range sessions {
 			s, err := loadSession(conv)
@@ -89,6 +96,9 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 	perrs, err := a.putAll(ctx, names, outs)
 	if err != nil {
 		return m, err
+	}
+	if len(outs) == 0 {
+		return m, fmt.Errorf("%w: no session with any of %s's devices yet (a new device: it goes out when one of theirs answers, at a later 'deaddrop read')", ErrNotStored, contact)
 	}
 	for _, perr := range perrs {
 		if perr == nil {
@@ -137,9 +147,6 @@ func (a *Account) putAll(ctx context.Context, names []string, outs []*outboxReco
 	})
 	return perrs, err
 }
-
-// ErrNoSession reports a contact none of whose devices we can write to yet.
-var ErrNoSession = errors.New("no session")
 
 // ErrNotStored is returned by Send when the message is safely queued but the
 // store did not accept it yet; Republish will retry it.

@@ -36,9 +36,10 @@ var (
 	bucketWhere     = []byte("where")     // contact\0origin → device ID ‖ index: a block logging it
 	bucketDirectory = []byte("directory") // version → the directory chunk of that device list version
 	bucketUnstored  = []byte("unstored")  // index → nothing: our history blocks the store has not accepted yet
+	bucketWaiting   = []byte("waiting")   // contact\0local → nothing: sent while no session existed
 	allBuckets      = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
 		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
-		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored}
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting}
 )
 
 // ErrCorruptState reports a state record that does not decode or is
