@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -433,6 +434,10 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 		if err != nil {
 			return err
 		}
+		// Kept so that 'republish' can put it back after a store lost it.
+		if err := tx.Bucket(bucketAnnounced).Put(contactKey(name, i), sealValue(chunk)); err != nil {
+			return err
+		}
 		c.AnnWrite = i + 1
 		update(c)
 		for _, f := range more {
@@ -481,4 +486,40 @@ func (a *Account) flushDirectory(ctx context.Context) error {
 		}
 		return tx.Bucket(bucketAccount).Delete([]byte("directory_pending"))
 	})
+}
+
+// republishAnnouncements puts every announcement this device wrote again.
+func (a *Account) republishAnnouncements(ctx context.Context) error {
+	type ann struct {
+		slot  feed.Slot
+		chunk []byte
+	}
+	var list []ann
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAnnounced).ForEach(func(k, v []byte) error {
+			chunk, err := openValue("announcement", v)
+			if err != nil {
+				return err
+			}
+			c, err := loadContact(tx, contactOf(k))
+			if errors.Is(err, ErrUnknownContact) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			list = append(list, ann{annSlot(c.MyAnn, binary.BigEndian.Uint64(k[len(k)-8:])), chunk})
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, x := range list {
+		if err := a.tr.Put(ctx, x.slot, x.chunk); err != nil && !errors.Is(err, feed.ErrSlotUsed) {
+			errs = append(errs, fmt.Errorf("announcement: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -345,4 +345,15 @@ func TestRestoreAfterStoreLoss(t *testing.T) {
 	if h := history(t, r, "bob"); h != "before the loss" {
 		t.Fatalf("restored %q", h)
 	}
+	// bob put his announcements back too: the restored device and bob's
+	// find each other and chat.
+	if _, err := p.bob.RepublishAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, r, p.bob)
+	send(t, p.bob, "alice", "after the loss")
+	settle(t, r)
+	if h := history(t, r, "bob"); h != "before the loss,after the loss" {
+		t.Fatalf("restored device after the loss: %q", h)
+	}
 }

@@ -305,6 +305,9 @@ func (a *Account) republish(ctx context.Context, all bool) (tried int, err error
 		}
 	}
 	errs = append(errs, a.flushDirectory(ctx), a.flushLog(ctx))
+	if all {
+		errs = append(errs, a.republishAnnouncements(ctx))
+	}
 	if all && a.historyOn {
 		errs = append(errs, a.republishDirectory(ctx), a.republishLog(ctx))
 	}

@@ -37,9 +37,10 @@ var (
 	bucketDirectory = []byte("directory") // version → the directory chunk of that device list version
 	bucketUnstored  = []byte("unstored")  // index → nothing: our history blocks the store has not accepted yet
 	bucketWaiting   = []byte("waiting")   // contact\0local → nothing: sent while no session existed
+	bucketAnnounced = []byte("announced") // contact\0index → the chunk we wrote to our announcement feed
 	allBuckets      = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
 		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
-		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting}
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced}
 )
 
 // ErrCorruptState reports a state record that does not decode or is
