@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -263,11 +264,14 @@ func TestRestoreTamperedLog(t *testing.T) {
 // slotLog remembers every chunk written.
 type slotLog struct {
 	*feed.Memory
+	mu     gosync.Mutex
 	chunks map[feed.Slot][]byte
 }
 
 func (s *slotLog) Put(ctx2 context.Context, slot feed.Slot, c []byte) error {
+	s.mu.Lock()
 	s.chunks[slot] = slices.Clone(c)
+	s.mu.Unlock()
 	return s.Memory.Put(ctx2, slot, c)
 }
 
