@@ -361,3 +361,35 @@ func TestRestoreAfterStoreLoss(t *testing.T) {
 		t.Fatalf("restored device after the loss: %q", h)
 	}
 }
+
+// History off: no phrase, no devices, nothing written to the store but the
+// conversation (and the announcement feed peers need) — and chat still works
+// with a contact whose history is on.
+func TestHistoryOff(t *testing.T) {
+	store := feed.NewMemory()
+	alice, err := sync.Create(t.TempDir(), "alice", direct(store), sync.Options{NoHistory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob := newAccount(t, t.TempDir(), "bob", direct(store))
+	if alice.RecoveryPhrase() != "" {
+		t.Fatal("a recovery phrase without history")
+	}
+	if _, _, err := alice.LinkDevice(ctx, "laptop", time.Minute); !errors.Is(err, sync.ErrNoHistory) {
+		t.Fatalf("link with history off: %v", err)
+	}
+	inv, _ := alice.Invite("bob")
+	if _, err := bob.Accept(ctx, inv, ""); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, alice, bob)
+	send(t, alice, "bob", "no history here")
+	settle(t, bob, alice)
+	if h := history(t, bob, "alice"); h != "no history here" {
+		t.Fatalf("bob %q", h)
+	}
+	if heads, _ := alice.LogHeads(); len(heads) != 0 {
+		t.Fatalf("history off, but a log: %+v", heads)
+	}
+}
