@@ -21,7 +21,8 @@ import (
 // moments of send, republish, read and ack, with store data loss mixed in.
 // After each trial the invariant must hold: every message alice's history
 // says she sent reaches bob's history exactly once, in order, and is marked
-// read on alice's side. Trials are seeded: a failure names its seed.
+// read on alice's side; and a device restored from alice's recovery phrase
+// has all of them, in order. Trials are seeded: a failure names its seed.
 //
 // DEADDROP_CRASH_TRIALS sets the number of trials per store (default 200 on
 // each store); make stress raises it to 2,000.
@@ -104,8 +105,34 @@ func crashTrial(t *testing.T, rng *rand.Rand, store string, lose func(*rand.Rand
 		alice.run("read")
 	}
 	checkInvariant(t, alice, bob)
+	checkRestore(t, alice, store)
 	stats["trials"]++
 	return stats
+}
+
+// checkRestore restores alice from her recovery phrase on a new device: the
+// history log, put back by the healing republish wherever the store lost it,
+// must hold every message she sent, in order.
+func checkRestore(t *testing.T, alice *user, store string) {
+	t.Helper()
+	m := phrasePattern.FindStringSubmatch(alice.initOut)
+	if m == nil {
+		t.Fatal("no recovery phrase")
+	}
+	restored := &user{t: t, home: filepath.Join(t.TempDir(), "restored"), store: store}
+	restored.ok("restore", "--store", store, m[1])
+	sentBodies := func(u *user) string {
+		var out []string
+		for _, l := range strings.Split(u.ok("history", "bob"), "\n") {
+			if m := outgoingLine.FindStringSubmatch(l); m != nil {
+				out = append(out, m[1])
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	if want, got := sentBodies(alice), sentBodies(restored); want != got {
+		t.Fatalf("restored history differs:\nalice    %s\nrestored %s", want, got)
+	}
 }
 
 // maybeKill runs a command, and half the time SIGKILLs it 0–25 ms in.
