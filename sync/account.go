@@ -1,10 +1,13 @@
-// Package sync is deaddrop's conversation layer: it owns all durable state and
-// drives the lower layers. It keeps each conversation's ratchet session, an
-// outbox that republishes every message until the peer acknowledges it,
-// per-message state (queued, stored, read by peer), windowed catch-up of missed
-// messages, and pending invites. Every state change is one bbolt transaction,
-// so a crash at any instant leaves the old state or the new one; a message is
-// acknowledged only after it is durably stored.
+// Package sync is deaddrop's conversation and account layer: it owns all
+// durable state and drives the lower layers. It keeps a ratchet session with
+// each device of each contact, an outbox that republishes every message until
+// the peer acknowledges it, per-message state (queued, stored, read by peer),
+// windowed catch-up of missed messages, and pending invites; and, per account,
+// the recovery phrase's keys, the signed device list, and each device's
+// encrypted merkle history log on the store, from which other devices sync
+// and a new device restores everything. Every state change is one bbolt
+// transaction, so a crash at any instant leaves the old state or the new one;
+// a message is acknowledged only after it is durably stored.
 package sync
 
 import (
