@@ -220,7 +220,9 @@ func openValue(what string, b []byte) ([]byte, error) {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, fmt.Errorf("%w: %s: checksum mismatch (damaged on disk)", ErrCorruptState, what)
 	}
-	return body, nil
+	// A copy: b is bbolt's memory map, valid only inside the transaction
+	// (using it later faults once the file is remapped).
+	return append([]byte(nil), body...), nil
 }
 
 // contactKey returns contact\0n, ordering a contact's records by n.
