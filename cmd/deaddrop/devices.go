@@ -128,6 +128,14 @@ func (c *cli) deviceListCmd() *cobra.Command {
 				fmt.Fprintf(c.out, "%s  %-12s added %s%s\n", d.ID, d.Name, d.Added.Local().Format(time.DateTime), this)
 			}
 			fmt.Fprintf(c.out, "device list version %d, signed by the account key\n", version)
+			heads, err := cl.LogHeads()
+			if err != nil {
+				return err
+			}
+			// Two devices showing the same heads hold the same history.
+			for _, h := range heads {
+				fmt.Fprintf(c.out, "history log of %s: %d blocks, merkle root %x\n", h.Device, h.Size, h.Root[:8])
+			}
 			return nil
 		},
 	}

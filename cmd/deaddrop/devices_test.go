@@ -49,7 +49,7 @@ func devicesAndRestore(t *testing.T, store string) {
 		t.Fatalf("a link code used twice: exit %d, %q", code2, errs)
 	}
 	untilSessions(t, bob, "alice", 2, alice1, alice2)
-	expect(t, alice1.ok("device", "list"), "laptop", "(this device)", "version 2")
+	expect(t, alice1.ok("device", "list"), "laptop", "(this device)", "version 2", "history log of")
 
 	bob.ok("send", "alice", "three: to both of your devices")
 	expect(t, alice1.ok("read"), "bob: three: to both")
