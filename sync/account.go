@@ -180,7 +180,7 @@ func Create(dir, name string, tr transport.Transport, opts Options) (*Account, e
 	}
 	if a.historyOn {
 		a.phrase = encodePhrase(seed)
-		a.markDirectoryPending(1)
+		a.markDirectoryPending()
 	}
 	return a, nil
 }

@@ -167,12 +167,6 @@ func (a *Account) announcements(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// announceAll tells every contact about a change of our device list now
-// (failures are retried by the next Poll).
-func (a *Account) announceAll(ctx context.Context) {
-	a.announcements(ctx)
-}
-
 func (a *Account) readPeerAnn(ctx context.Context, name string) error {
 	for {
 		var c *contactRecord
@@ -451,12 +445,13 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 
 // The directory write of a new account's first device list waits for the
 // first flush: Create works offline.
-func (a *Account) markDirectoryPending(version uint64) {
+func (a *Account) markDirectoryPending() {
 	a.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAccount).Put([]byte("directory_pending"), sealValue(u64(version)))
+		return tx.Bucket(bucketAccount).Put([]byte("directory_pending"), marker)
 	})
 }
 
+// flushDirectory writes the first device list if Create could not.
 func (a *Account) flushDirectory(ctx context.Context) error {
 	var pending bool
 	var signed []byte
@@ -473,12 +468,9 @@ func (a *Account) flushDirectory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	chunk, err := sealContent(secretKey("directory", a.history[:]), directoryAD(l.Version), signed, a.opts.Rand)
+	chunk, err := a.putDirectory(ctx, l.Version, signed)
 	if err != nil {
 		return err
-	}
-	if err := a.tr.Put(ctx, directorySlot(a.history[:], l.Version), chunk); err != nil {
-		return fmt.Errorf("writing the device list: %w", err)
 	}
 	return a.db.Update(func(tx *bolt.Tx) error {
 		if err := keepDirectory(tx, map[uint64][]byte{l.Version: chunk}, nil); err != nil {

@@ -168,9 +168,8 @@ func (a *Account) DeviceID() string { return a.device }
 
 func (a *Account) deviceList() (*DeviceList, error) {
 	var signed []byte
-	err := a.db.View(func(tx *bolt.Tx) error {
-		var err error
-		signed, err = openValue("device list", tx.Bucket(bucketAccount).Get([]byte("devices")))
+	err := a.db.View(func(tx *bolt.Tx) (err error) {
+		signed, err = a.signedDeviceList(tx)
 		return err
 	})
 	if err != nil {
@@ -200,27 +199,42 @@ func (a *Account) publishList(ctx context.Context, l *DeviceList) error {
 	if err != nil {
 		return err
 	}
-	chunk, err := sealContent(secretKey("directory", a.history[:]), directoryAD(l.Version), signed, a.opts.Rand)
+	chunk, err := a.putDirectory(ctx, l.Version, signed)
+	if errors.Is(err, feed.ErrSlotUsed) {
+		return errors.New("the device list was changed on another device at the same time: run 'deaddrop read' and try again")
+	}
 	if err != nil {
-		return fmt.Errorf("device list too large: %w", err)
-	}
-	if err := a.tr.Put(ctx, directorySlot(a.history[:], l.Version), chunk); err != nil {
-		if errors.Is(err, feed.ErrSlotUsed) {
-			return errors.New("the device list was changed on another device at the same time: run 'deaddrop read' and try again")
-		}
-		return fmt.Errorf("writing the device list: %w", err)
-	}
-	// Adopt the list and learn the epoch key it may start in one
-	// transaction: a crash in between must not lose the key.
-	keys := a.epochKeys()
-	if err := learnEpochs(keys, []*DeviceList{l}, a.id, a.device); err != nil {
 		return err
 	}
-	err = a.db.Update(func(tx *bolt.Tx) error {
+	return a.adoptLists([]*DeviceList{l}, map[uint64][]byte{l.Version: chunk}, signed)
+}
+
+// putDirectory seals a signed device list into the directory slot of its
+// version and writes it; it returns the chunk.
+func (a *Account) putDirectory(ctx context.Context, version uint64, signed []byte) ([]byte, error) {
+	chunk, err := sealContent(secretKey("directory", a.history[:]), directoryAD(version), signed, a.opts.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("device list too large: %w", err)
+	}
+	if err := a.tr.Put(ctx, directorySlot(a.history[:], version), chunk); err != nil {
+		return nil, fmt.Errorf("writing the device list: %w", err)
+	}
+	return chunk, nil
+}
+
+// adoptLists learns the history keys that lists (in version order) start,
+// keeps their directory chunks and adopts signed as our device list, in one
+// transaction: a crash in between must not lose a key.
+func (a *Account) adoptLists(lists []*DeviceList, chunks map[uint64][]byte, signed []byte) error {
+	keys := a.epochKeys()
+	if err := learnEpochs(keys, lists, a.id, a.device); err != nil {
+		return err
+	}
+	err := a.db.Update(func(tx *bolt.Tx) error {
 		if err := saveEpochKeys(tx, keys); err != nil {
 			return err
 		}
-		return keepDirectory(tx, map[uint64][]byte{l.Version: chunk}, signed)
+		return keepDirectory(tx, chunks, signed)
 	})
 	if err == nil {
 		a.setEpochs(keys)
@@ -327,23 +341,7 @@ func (a *Account) syncDirectory(ctx context.Context) error {
 		a.db.Update(func(tx *bolt.Tx) error { return keepDirectory(tx, d.chunks, d.signed) })
 		return ErrDeviceRemoved
 	}
-	keys := a.epochKeys()
-	if err := learnEpochs(keys, d.lists, a.id, a.device); err != nil {
-		return err
-	}
-	if err := a.db.Update(func(tx *bolt.Tx) error {
-		if err := saveEpochKeys(tx, keys); err != nil {
-			return err
-		}
-		return keepDirectory(tx, d.chunks, d.signed)
-	}); err != nil {
-		return err
-	}
-	a.setEpochs(keys)
-	if d.list.find(a.device) == nil {
-		return ErrDeviceRemoved
-	}
-	return nil
+	return a.adoptLists(d.lists, d.chunks, d.signed)
 }
 
 // RemoveDevice removes a device (by ID or name) from the account: contacts'
@@ -379,6 +377,6 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, erro
 	if err := a.publishList(ctx, l); err != nil {
 		return nil, err
 	}
-	a.announceAll(ctx)
+	a.announcements(ctx) // tell the contacts now; a failure is retried by the next Poll
 	return &gone, nil
 }

@@ -238,7 +238,7 @@ func (a *Account) packStaged(tx *bolt.Tx) error {
 		if err := putRecord(tx.Bucket(bucketBlocks), u64(index), &blockRecord{Chunk: chunk}); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketUnstored).Put(u64(index), nil); err != nil {
+		if err := tx.Bucket(bucketUnstored).Put(u64(index), marker); err != nil {
 			return err
 		}
 		if err := putLeaf(tx, a.device, index, chunk); err != nil {

@@ -75,7 +75,7 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 	if err != nil {
 		return nil, nil, err
 	}
-	a.announceAll(ctx)
+	a.announcements(ctx) // a failure is retried by the next Poll
 	stats.Duration = time.Since(start)
 	return a, stats, nil
 }
@@ -205,7 +205,7 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	if err := a.publishList(ctx, next); err != nil {
 		return "", nil, err
 	}
-	a.announceAll(ctx)
+	a.announcements(ctx) // a failure is retried by the next Poll
 	dev := next.Devices[len(next.Devices)-1]
 	return linkCodePrefix + phraseEncoding.EncodeToString(secret), &dev, nil
 }
@@ -287,7 +287,7 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 	if err != nil {
 		return nil, nil, err
 	}
-	a.announceAll(ctx)
+	a.announcements(ctx) // a failure is retried by the next Poll
 	stats.Duration = time.Since(start)
 	return a, stats, nil
 }

@@ -43,6 +43,11 @@ var (
 		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced}
 )
 
+// marker is the value of keys whose presence is what counts: not empty,
+// because bbolt's Get returns nil for an empty value written in the same
+// transaction, as if the key were absent.
+var marker = []byte{1}
+
 // ErrCorruptState reports a state record that does not decode or is
 // inconsistent. deaddrop never overwrites such a record on its own.
 var ErrCorruptState = errors.New("corrupt state")
