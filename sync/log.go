@@ -99,9 +99,10 @@ type block struct {
 	Entries []*logEntry `json:"e"`
 }
 
+// blockRecord is one of our blocks as stored here; whether the store has
+// accepted it is bucketUnstored's business.
 type blockRecord struct {
-	Chunk  []byte `json:"chunk"`
-	Stored bool   `json:"stored"`
+	Chunk []byte `json:"chunk"`
 }
 
 func (b *blockRecord) validate() error {
@@ -315,33 +316,38 @@ func (a *Account) ownBlocks(all bool) (indexes []uint64, chunks [][]byte, err er
 	return indexes, chunks, err
 }
 
+// putBlocks writes our blocks to the store and records, in one commit, which
+// ones it accepted.
 func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]byte) error {
 	var errs []error
+	var stored []uint64
 	for i, idx := range indexes {
-		if err := a.tr.Put(ctx, logSlot(a.history[:], a.device, idx), chunks[i]); err != nil && !errors.Is(err, feed.ErrSlotUsed) {
-			errs = append(errs, fmt.Errorf("history block %d: %w", idx, err))
-			continue
-		} else if err != nil {
+		err := a.tr.Put(ctx, logSlot(a.history[:], a.device, idx), chunks[i])
+		switch {
+		case errors.Is(err, feed.ErrSlotUsed):
 			errs = append(errs, fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?)", idx))
-			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("history block %d: %w", idx, err))
+		default:
+			stored = append(stored, idx)
 		}
-		err := a.db.Update(func(tx *bolt.Tx) error { return markBlockStored(tx, idx, chunks[i]) })
-		if err != nil {
+	}
+	if len(stored) > 0 {
+		if err := a.db.Update(func(tx *bolt.Tx) error { return markBlocksStored(tx, stored) }); err != nil {
 			return err
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// markBlockStored records that the store accepted one of our blocks.
-func markBlockStored(tx *bolt.Tx, idx uint64, chunk []byte) error {
-	if tx.Bucket(bucketUnstored).Get(u64(idx)) == nil {
-		return nil // stored before: a republish
+// markBlocksStored records that the store accepted some of our blocks.
+func markBlocksStored(tx *bolt.Tx, indexes []uint64) error {
+	for _, idx := range indexes {
+		if err := tx.Bucket(bucketUnstored).Delete(u64(idx)); err != nil {
+			return err
+		}
 	}
-	if err := tx.Bucket(bucketUnstored).Delete(u64(idx)); err != nil {
-		return err
-	}
-	return putRecord(tx.Bucket(bucketBlocks), u64(idx), &blockRecord{Chunk: chunk, Stored: true})
+	return nil
 }
 
 // republishLog writes every block of this device's history log again: after

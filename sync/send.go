@@ -136,14 +136,13 @@ func (a *Account) putAll(ctx context.Context, names []string, outs []*outboxReco
 				return err
 			}
 		}
+		var stored []uint64
 		for i, idx := range indexes {
 			if berrs[i] == nil {
-				if err := markBlockStored(tx, idx, chunks[i]); err != nil {
-					return err
-				}
+				stored = append(stored, idx)
 			}
 		}
-		return nil
+		return markBlocksStored(tx, stored)
 	})
 	return perrs, err
 }
