@@ -106,18 +106,19 @@ func validSessionName(s string) error {
 // sessionsOf lists the sessions with a contact.
 func sessionsOf(tx *bolt.Tx, contact string) ([]*convRecord, error) {
 	var out []*convRecord
+	// Keys with the contact's name as a prefix: the contact's sessions, and
+	// other contacts whose names start with it ("bob" and "bobby").
+	p := []byte(contact)
 	c := tx.Bucket(bucketConvs).Cursor()
-	for _, p := range [][]byte{[]byte(contact)} {
-		for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
-			if string(k) != contact && !hasPrefix(k, []byte(contact+sessionSep)) {
-				continue
-			}
-			r := new(convRecord)
-			if err := decodeRecord("session "+string(k), v, r); err != nil {
-				return nil, err
-			}
-			out = append(out, r)
+	for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+		if string(k) != contact && !hasPrefix(k, []byte(contact+sessionSep)) {
+			continue
 		}
+		r := new(convRecord)
+		if err := decodeRecord("session "+string(k), v, r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -164,7 +165,8 @@ func insertMessage(tx *bolt.Tx, c *contactRecord, m *messageRecord) (*messageRec
 		if err := decodeRecord("message", tx.Bucket(bucketMessages).Get(key), old); err != nil {
 			return nil, false, err
 		}
-		return old, false, raiseMessage(tx, c.Name, old, m.State, m.Seen)
+		_, err := raiseMessage(tx, c.Name, old, m.State, m.Seen)
+		return old, false, err
 	}
 	m.Local = c.NextLocal
 	c.NextLocal++
@@ -183,9 +185,9 @@ func insertMessage(tx *bolt.Tx, c *contactRecord, m *messageRecord) (*messageRec
 	return m, true, nil
 }
 
-// raiseMessage moves a message's state forward (never back) and marks it
-// seen if seen.
-func raiseMessage(tx *bolt.Tx, contact string, m *messageRecord, state MessageState, seen bool) error {
+// raiseMessage moves an outgoing message's state forward (never back) and
+// marks a message seen if seen. It reports whether anything changed.
+func raiseMessage(tx *bolt.Tx, contact string, m *messageRecord, state MessageState, seen bool) (bool, error) {
 	changed := false
 	if state > m.State && m.Dir == Outgoing {
 		m.State, changed = state, true
@@ -194,13 +196,13 @@ func raiseMessage(tx *bolt.Tx, contact string, m *messageRecord, state MessageSt
 	if seen && !m.Seen {
 		m.Seen, changed = true, true
 		if err := tx.Bucket(bucketUnseen).Delete(key); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if !changed {
-		return nil
+		return false, nil
 	}
-	return putRecord(tx.Bucket(bucketMessages), key, m)
+	return true, putRecord(tx.Bucket(bucketMessages), key, m)
 }
 
 // messageByOrigin finds a message of a contact by its origin.

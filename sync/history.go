@@ -63,35 +63,31 @@ func (q Query) matches(m *messageRecord) bool {
 }
 
 // MarkSeen marks incoming messages as shown to the user, so that "unseen"
-// queries do not show them again.
+// queries do not show them again, and logs it for our other devices.
 func (a *Account) MarkSeen(msgs []Message) error {
-	defer a.packLog() // written to the store by the next Poll, Send or Republish
 	return a.db.Update(func(tx *bolt.Tx) error {
-		mb := tx.Bucket(bucketMessages)
 		for _, msg := range msgs {
 			key := contactKey(msg.Contact, msg.Local)
 			if err := tx.Bucket(bucketUnseen).Delete(key); err != nil {
 				return err
 			}
-			m := new(messageRecord)
-			data := mb.Get(key)
-			if data == nil {
+			if tx.Bucket(bucketMessages).Get(key) == nil {
 				continue
 			}
-			if err := decodeRecord("message", data, m); err != nil {
+			m, err := messageByLocal(tx, msg.Contact, msg.Local)
+			if err != nil {
 				return err
 			}
-			if m.Seen {
-				continue
-			}
-			m.Seen = true
-			if err := putRecord(mb, key, m); err != nil {
+			changed, err := raiseMessage(tx, msg.Contact, m, 0, true)
+			if err != nil {
 				return err
 			}
-			if err := a.stage(tx, stateEntry(msg.Contact, m)); err != nil {
-				return err
+			if changed {
+				if err := a.stage(tx, stateEntry(msg.Contact, m)); err != nil {
+					return err
+				}
 			}
 		}
-		return nil
+		return a.packStaged(tx) // written to the store by the next Poll, Send or Republish
 	})
 }

@@ -169,7 +169,8 @@ func applyEntry(tx *bolt.Tx, e *logEntry, contacts contactCache) error {
 		if err != nil || m == nil {
 			return err
 		}
-		return raiseMessage(tx, c.Name, m, e.State, e.Seen)
+		_, err = raiseMessage(tx, c.Name, m, e.State, e.Seen)
+		return err
 	}
 	m := &messageRecord{Origin: e.Origin, Dir: e.Dir, Seq: 1, Body: string(e.Body), Sent: e.Sent,
 		Received: e.Received, State: e.State, Seen: e.Seen || e.Dir == Outgoing}

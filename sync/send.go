@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	gosync "sync"
@@ -239,17 +240,11 @@ func (a *Account) advanceOutgoing(tx *bolt.Tx, session string, seq uint64, state
 		return nil, nil
 	}
 	contact := contactOfSession(session)
-	mb := tx.Bucket(bucketMessages)
-	key := append(contactPrefix(contact), local...)
-	m := new(messageRecord)
-	if err := decodeRecord("message", mb.Get(key), m); err != nil {
+	m, err := messageByLocal(tx, contact, binary.BigEndian.Uint64(local))
+	if err != nil {
 		return nil, err
 	}
-	if m.State >= state {
-		return nil, nil
-	}
-	m.State = state
-	if err := putRecord(mb, key, m); err != nil {
+	if changed, err := raiseMessage(tx, contact, m, state, false); err != nil || !changed {
 		return nil, err
 	}
 	if state == Read {
