@@ -47,9 +47,11 @@ type MessageProof struct {
 var ErrNotLogged = errors.New("the message is not in the history log yet")
 
 // ProveMessage fetches the block that logs a message and proves it is in its
-// device's log as this device knows it.
+// device's log as this device knows it (and checks the proof).
 func (a *Account) ProveMessage(ctx context.Context, m Message) (*MessageProof, error) {
 	var p MessageProof
+	var tree *merkle.Tree
+	var origin []byte
 	err := a.db.View(func(tx *bolt.Tx) error {
 		rec, err := messageByLocal(tx, m.Contact, m.Local)
 		if err != nil {
@@ -60,12 +62,12 @@ func (a *Account) ProveMessage(ctx context.Context, m Message) (*MessageProof, e
 			return ErrNotLogged
 		}
 		p.Device, p.Block = string(loc[:2*deviceIDSize]), binary.BigEndian.Uint64(loc[2*deviceIDSize:])
+		origin = rec.Origin
 		cur, err := loadCursor(tx, p.Device)
 		if err != nil {
 			return err
 		}
-		tree, err := logTree(tx, p.Device, cur.Next)
-		if err != nil {
+		if tree, err = logTree(tx, p.Device, cur.Next); err != nil {
 			return err
 		}
 		p.Size, p.Root = tree.Size(), tree.Root()
@@ -78,7 +80,7 @@ func (a *Account) ProveMessage(ctx context.Context, m Message) (*MessageProof, e
 	if p.Chunk, err = a.tr.Get(ctx, logSlot(a.history[:], p.Device, p.Block)); err != nil {
 		return nil, fmt.Errorf("fetching history block %d of device %s: %w", p.Block, p.Device, err)
 	}
-	return &p, a.VerifyMessageProof(m, &p)
+	return &p, a.verifyProof(m, &p, tree, origin)
 }
 
 // VerifyMessageProof checks a proof against this device's view of the log
@@ -86,35 +88,40 @@ func (a *Account) ProveMessage(ctx context.Context, m Message) (*MessageProof, e
 // for that log size, it opens under the history key, and it logs the
 // message with its body.
 func (a *Account) VerifyMessageProof(m Message, p *MessageProof) error {
-	if err := merkle.VerifyInclusion(p.Block, p.Size, merkle.LeafHash(p.Chunk), p.Proof, p.Root); err != nil {
-		return fmt.Errorf("%w: %v", ErrTamperedLog, err)
-	}
+	var tree *merkle.Tree
 	var origin []byte
-	var prev merkle.Hash
 	err := a.db.View(func(tx *bolt.Tx) error {
-		tree, err := logTree(tx, p.Device, p.Size)
+		rec, err := messageByLocal(tx, m.Contact, m.Local)
 		if err != nil {
 			return err
 		}
-		if tree.Root() != p.Root {
-			return fmt.Errorf("%w: the proof's root is not this device's root of log %s at size %d", ErrTamperedLog, p.Device, p.Size)
-		}
-		if p.Block >= p.Size {
-			return fmt.Errorf("%w: block %d beyond the log's %d", ErrTamperedLog, p.Block, p.Size)
-		}
-		prev = tree.RootAt(p.Block)
-		rec, err := messageByLocal(tx, m.Contact, m.Local)
 		origin = rec.Origin
+		tree, err = logTree(tx, p.Device, p.Size)
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	return a.verifyProof(m, p, tree, origin)
+}
+
+// verifyProof checks a proof against tree, this device's view of the log
+// (at least p.Size blocks), and the message with the given origin.
+func (a *Account) verifyProof(m Message, p *MessageProof, tree *merkle.Tree, origin []byte) error {
+	if err := merkle.VerifyInclusion(p.Block, p.Size, merkle.LeafHash(p.Chunk), p.Proof, p.Root); err != nil {
+		return fmt.Errorf("%w: %v", ErrTamperedLog, err)
+	}
+	if tree.RootAt(p.Size) != p.Root {
+		return fmt.Errorf("%w: the proof's root is not this device's root of log %s at size %d", ErrTamperedLog, p.Device, p.Size)
+	}
+	if p.Block >= p.Size {
+		return fmt.Errorf("%w: block %d beyond the log's %d", ErrTamperedLog, p.Block, p.Size)
+	}
 	content, err := openBlockContent(a.epochKeys().blockKeys(), p.Device, p.Block, p.Chunk)
 	if err != nil {
 		return err
 	}
-	b, err := decodeBlock(content, p.Device, p.Block, prev)
+	b, err := decodeBlock(content, p.Device, p.Block, tree.RootAt(p.Block))
 	if err != nil {
 		return err
 	}
