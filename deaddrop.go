@@ -141,7 +141,7 @@ func JoinDevice(ctx context.Context, home, code string, cfg Config) (*Client, *R
 	})
 }
 
-func newDevice(ctx context.Context, home string, cfg Config, make func(transport.Transport) (*sync.Account, *sync.RestoreStats, error)) (*Client, *RestoreStats, error) {
+func newDevice(ctx context.Context, home string, cfg Config, create func(transport.Transport) (*sync.Account, *sync.RestoreStats, error)) (*Client, *RestoreStats, error) {
 	if cfg.Store == "" {
 		cfg.Store = DefaultStore()
 	}
@@ -152,7 +152,7 @@ func newDevice(ctx context.Context, home string, cfg Config, make func(transport
 	if err != nil {
 		return nil, nil, err
 	}
-	acct, stats, err := make(tr)
+	acct, stats, err := create(tr)
 	if err != nil {
 		tr.Close()
 		return nil, nil, err

@@ -67,10 +67,8 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 	if st.List, err = signList(keys.identity, next); err != nil {
 		return nil, nil, err
 	}
-	var a *Account
-	stats, err := bootstrap(ctx, dir, tr, opts, st, l, func(acct *Account) error {
-		a = acct
-		return acct.publishList(ctx, next)
+	a, stats, err := bootstrap(ctx, dir, tr, opts, st, l, func(a *Account) error {
+		return a.publishList(ctx, next)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -104,21 +102,29 @@ func newDeviceState(l *DeviceList, deviceName string, opts Options) (*accountSta
 // bootstrap creates the account of a new device in dir and fills it from
 // every history log the list names; then runs finish. Any error removes
 // what it created.
-func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Options, st *accountState, l *DeviceList, finish func(*Account) error) (stats *RestoreStats, err error) {
+func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Options, st *accountState, l *DeviceList, finish func(*Account) error) (*Account, *RestoreStats, error) {
 	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
-		return nil, fmt.Errorf("%w (%s)", ErrAccountExists, dir)
+		return nil, nil, fmt.Errorf("%w (%s)", ErrAccountExists, dir)
 	}
 	a, err := createAccount(dir, tr, opts, st)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer func() {
-		if err != nil {
-			a.db.Close()
-			os.Remove(filepath.Join(dir, stateFile))
-		}
-	}()
-	stats = &RestoreStats{}
+	stats, err := fill(ctx, a, l)
+	if err == nil {
+		err = finish(a)
+	}
+	if err != nil {
+		a.db.Close()
+		os.Remove(filepath.Join(dir, stateFile))
+		return nil, nil, err
+	}
+	return a, stats, nil
+}
+
+// fill reads every history log the list names into a new account.
+func fill(ctx context.Context, a *Account, l *DeviceList) (*RestoreStats, error) {
+	stats := &RestoreStats{}
 	var entries []*logEntry
 	for _, id := range logDevices(l) {
 		n, err := a.readLog(ctx, id, func(_ *bolt.Tx, e []*logEntry) error {
@@ -131,7 +137,7 @@ func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Opt
 		stats.Devices++
 		stats.Blocks += n
 	}
-	err = a.db.Update(func(tx *bolt.Tx) error {
+	err := a.db.Update(func(tx *bolt.Tx) error {
 		if err := applySorted(tx, entries); err != nil {
 			return err
 		}
@@ -139,10 +145,7 @@ func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Opt
 		stats.Messages = countKeys(tx.Bucket(bucketMessages))
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return stats, finish(a)
+	return stats, err
 }
 
 // Device linking: 'device link' on a device with the account key makes the
@@ -272,9 +275,7 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 		return nil, nil, fmt.Errorf("%w: the device it was made for is not (or no longer) in the account", ErrBadLinkCode)
 	}
 	st.List, st.Directory = d.signed, d.chunks
-	var a *Account
-	stats, err := bootstrap(ctx, dir, tr, opts, st, l, func(acct *Account) error {
-		a = acct
+	a, stats, err := bootstrap(ctx, dir, tr, opts, st, l, func(*Account) error {
 		mark, err := sealContent(secretKey("link", secret), []byte("deaddrop link claimed"), []byte("claimed"), opts.Rand)
 		if err != nil {
 			return err
