@@ -145,13 +145,7 @@ func annAD(i uint64) []byte                     { return append([]byte("deaddrop
 // announcements reads every contact's announcement feed and keeps our
 // sessions with their devices complete.
 func (a *Account) announcements(ctx context.Context) error {
-	var names []string
-	err := a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketContacts).ForEach(func(k, _ []byte) error {
-			names = append(names, string(k))
-			return nil
-		})
-	})
+	names, err := a.keysOf(bucketContacts)
 	if err != nil {
 		return err
 	}

@@ -66,12 +66,12 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 	if err := a.pollInvites(ctx, res); err != nil {
 		return res, err
 	}
-	contacts, err := a.contactNames()
+	sessions, err := a.keysOf(bucketConvs)
 	if err != nil {
 		return res, err
 	}
 	var errs []error
-	for _, name := range contacts {
+	for _, name := range sessions {
 		if err := a.catchUp(ctx, name, res, progress); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			continue
@@ -87,10 +87,11 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 	return res, errors.Join(errs...)
 }
 
-func (a *Account) contactNames() ([]string, error) {
+// keysOf lists the keys of a bucket: the sessions, or the contacts.
+func (a *Account) keysOf(bucket []byte) ([]string, error) {
 	var names []string
 	err := a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketConvs).ForEach(func(k, _ []byte) error {
+		return tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
 			names = append(names, string(k))
 			return nil
 		})
