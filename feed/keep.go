@@ -1,0 +1,34 @@
+package feed
+
+import (
+	"context"
+	"time"
+)
+
+// Signed is a chunk in the signed wire form its backend stores: bytes that
+// anyone can put again, byte for byte, holding no key (an IPNS record, a Swarm
+// single-owner chunk). A keeper holds these and nothing else: it can neither
+// read the chunk nor derive any other slot.
+type Signed struct {
+	// Name is the backend's address of the record: an IPNS name (k51…) on
+	// IPFS, the single-owner chunk's address in hex on Swarm.
+	Name string
+	// Data is the record as the backend stores it.
+	Data []byte
+}
+
+// Keepable is implemented by stores whose network forgets what is not put
+// again (IPFS: the DHT drops a record 48 hours after its last put; Swarm: a
+// chunk lives as long as the postage batch that stamped it).
+type Keepable interface {
+	// Sign returns the signed form of chunk at slot, exactly as Put writes it.
+	Sign(slot Slot, chunk []byte) (Signed, error)
+	// VerifySigned checks, with no key, that r is a valid record for its
+	// name: signature, validity and a chunk of ChunkSize bytes.
+	VerifySigned(r Signed) error
+	// PutSigned puts a verified record again, as received.
+	PutSigned(ctx context.Context, r Signed) error
+	// Lifetime is how long the network keeps a record after its last put
+	// before it may forget it; zero when that is not bounded by time alone.
+	Lifetime(ctx context.Context) (time.Duration, error)
+}
