@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/sync"
@@ -75,6 +76,9 @@ type Client struct {
 	*sync.Account
 	home  string
 	store string
+
+	keepStore keepableStore // the store, opened for signing and lifetimes (keep.go)
+	lastPush  time.Time     // the last push to keepers by Receive
 }
 
 type homeConfig struct {
@@ -182,6 +186,15 @@ func Open(ctx context.Context, home string, cfg Config) (*Client, error) {
 	return &Client{Account: acct, home: home, store: cfg.Store}, nil
 }
 
+// Close closes the account and its store.
+func (c *Client) Close() error {
+	err := c.Account.Close()
+	if c.keepStore != nil {
+		err = errors.Join(err, c.keepStore.Close())
+	}
+	return err
+}
+
 // Store returns the store specification the client uses.
 func (c *Client) Store() string { return c.store }
 
@@ -190,7 +203,8 @@ func (c *Client) Store() string { return c.store }
 func (c *Client) Receive(ctx context.Context, progress Progress) (*PollResult, error) {
 	res, perr := c.Poll(ctx, progress)
 	_, rerr := c.Republish(ctx)
-	return res, errors.Join(perr, rerr)
+	_, kerr := c.Keep(ctx, false)
+	return res, errors.Join(perr, rerr, kerr)
 }
 
 func openTransport(ctx context.Context, cfg Config) (transport.Transport, error) {

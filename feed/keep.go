@@ -28,7 +28,10 @@ type Keepable interface {
 	VerifySigned(r Signed) error
 	// PutSigned puts a verified record again, as received.
 	PutSigned(ctx context.Context, r Signed) error
-	// Lifetime is how long the network keeps a record after its last put
-	// before it may forget it; zero when that is not bounded by time alone.
+	// Lifetime is how long one put keeps a record alive: the network may
+	// forget it that long after its last put, so whoever keeps it puts it
+	// again well before. Zero when putting again does not extend a record's
+	// life (Swarm: a chunk lives as long as its postage batch, which is
+	// topped up, not re-put).
 	Lifetime(ctx context.Context) (time.Duration, error)
 }

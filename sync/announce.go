@@ -3,7 +3,6 @@ package sync
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -476,36 +475,5 @@ func (a *Account) flushDirectory(ctx context.Context) error {
 
 // republishAnnouncements puts every announcement this device wrote again.
 func (a *Account) republishAnnouncements(ctx context.Context) error {
-	type ann struct {
-		slot  feed.Slot
-		chunk []byte
-	}
-	var list []ann
-	err := a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAnnounced).ForEach(func(k, v []byte) error {
-			chunk, err := openValue("announcement", v)
-			if err != nil {
-				return err
-			}
-			c, err := loadContact(tx, contactOf(k))
-			if errors.Is(err, ErrUnknownContact) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			list = append(list, ann{annSlot(c.MyAnn, binary.BigEndian.Uint64(k[len(k)-8:])), chunk})
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, x := range list {
-		if err := a.tr.Put(ctx, x.slot, x.chunk); err != nil && !errors.Is(err, feed.ErrSlotUsed) {
-			errs = append(errs, fmt.Errorf("announcement: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	return a.putListed(ctx, "announcement", announcementChunks)
 }

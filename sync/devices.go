@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -303,25 +302,7 @@ func keepDirectory(tx *bolt.Tx, chunks map[uint64][]byte, signed []byte) error {
 
 // republishDirectory puts every directory chunk this device knows again.
 func (a *Account) republishDirectory(ctx context.Context) error {
-	var errs []error
-	var versions []uint64
-	var chunks [][]byte
-	err := a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDirectory).ForEach(func(k, v []byte) error {
-			c, err := openValue("directory chunk", v)
-			versions, chunks = append(versions, binary.BigEndian.Uint64(k)), append(chunks, c)
-			return err
-		})
-	})
-	if err != nil {
-		return err
-	}
-	for i, v := range versions {
-		if err := a.tr.Put(ctx, directorySlot(a.history[:], v), chunks[i]); err != nil && !errors.Is(err, feed.ErrSlotUsed) {
-			errs = append(errs, fmt.Errorf("device list version %d: %w", v, err))
-		}
-	}
-	return errors.Join(errs...)
+	return a.putListed(ctx, "device list", a.directoryChunks)
 }
 
 // syncDirectory adopts newer versions of our device list.

@@ -130,6 +130,9 @@ func (c *cli) sendCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(c.out, "sent to %s (%s)\n", a[0], m.State)
+			if _, err := cl.Keep(ctx, true); err != nil {
+				fmt.Fprintf(c.err, "warning: keepers not updated (retried on every read): %v\n", err)
+			}
 			return nil
 		},
 	}
@@ -264,6 +267,11 @@ func (c *cli) republishCmd() *cobra.Command {
 				return fmt.Errorf("republished %d messages, some failed (they stay in the outbox): %w", n, err)
 			}
 			fmt.Fprintf(c.out, "republished %d messages\n", n)
+			rep, err := cl.Keep(ctx, true)
+			c.printPushes(rep)
+			if err != nil {
+				return fmt.Errorf("republished, but keepers were not all updated (retried on every read): %w", err)
+			}
 			return nil
 		},
 	}
