@@ -1,0 +1,29 @@
+package devnode
+
+import (
+	"testing"
+)
+
+// The network comes up with every node connected to every other, its API
+// reachable from the host, and a node survives a crash and a restart.
+func TestSwarmNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain and three Bee nodes")
+	}
+	s := StartSwarmNetwork(t, 3)
+	for i, n := range s.Nodes {
+		if err := n.hasPeers(t.Context(), 2); err != nil {
+			t.Errorf("node %d: %v", i, err)
+		}
+	}
+	n := s.Nodes[2]
+	if err := n.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := getJSON(t.Context(), n.URL+"/health", nil); err == nil {
+		t.Fatal("a killed node still answers")
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
