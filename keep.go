@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/feed/swarm"
 	"github.com/deaddrop/deaddrop/keep"
 )
 
@@ -130,4 +131,70 @@ func (c *Client) withJournal(f func(*keep.Journal) error) error {
 	}
 	defer j.Close()
 	return f(j)
+}
+
+// postageWarnBefore is how long before a Swarm postage batch runs out that
+// the client warns: every chunk the batch stamped disappears with it.
+const postageWarnBefore = 14 * 24 * time.Hour
+
+// StoreStatus says how long the store keeps this account's chunks, and what
+// keeps them alive.
+type StoreStatus struct {
+	// RecordLifetime is how long the network keeps a record after its last
+	// put (IPFS: 48 hours); zero when a put does not bound it.
+	RecordLifetime time.Duration
+	// LastRefresh is when this device last put every kept chunk again.
+	LastRefresh time.Time
+	// Keepers are the keepers this device pushes its records to.
+	Keepers []Keeper
+	// Postage is the Swarm postage batch this device stamps with (nil on
+	// other stores).
+	Postage *swarm.BatchStatus
+	// Warnings are what needs the user's attention, in words.
+	Warnings []string
+}
+
+// StoreStatus reports how long the store keeps this account's chunks.
+func (c *Client) StoreStatus(ctx context.Context) (*StoreStatus, error) {
+	st := &StoreStatus{}
+	store, err := c.keepable(ctx)
+	if err != nil || store == nil {
+		return st, err
+	}
+	if st.RecordLifetime, err = store.Lifetime(ctx); err != nil {
+		return st, err
+	}
+	err = c.withJournal(func(j *keep.Journal) error {
+		st.LastRefresh = j.LastRefresh()
+		st.Keepers, err = j.Targets()
+		return err
+	})
+	if err != nil {
+		return st, err
+	}
+	if b, ok := store.(interface {
+		BatchStatus(context.Context) (swarm.BatchStatus, error)
+	}); ok {
+		ps, err := b.BatchStatus(ctx)
+		if err != nil {
+			return st, err
+		}
+		st.Postage = &ps
+		st.Warnings = postageWarnings(ps)
+	}
+	if st.RecordLifetime > 0 && len(st.Keepers) == 0 {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("no keeper: if every device of this account stays off for %v, the store forgets its history and unread messages ('deaddrop keeper add <url>')", st.RecordLifetime.Round(time.Hour)))
+	}
+	return st, nil
+}
+
+func postageWarnings(b swarm.BatchStatus) []string {
+	var w []string
+	if b.TTL < postageWarnBefore {
+		w = append(w, fmt.Sprintf("postage batch %.8s… runs out in %v: every chunk it stamped (history, unread messages) disappears then; top it up ('deaddrop postage topup')", b.ID, b.TTL.Round(time.Hour)))
+	}
+	if b.BucketCapacity > 0 && b.Utilization*10 >= b.BucketCapacity*9 {
+		w = append(w, fmt.Sprintf("postage batch %.8s… is %d%% full: when full, uploads fail", b.ID, 100*b.Utilization/b.BucketCapacity))
+	}
+	return w
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -309,12 +310,16 @@ func (c *cli) statusCmd() *cobra.Command {
 		Short: "Show the account, its store, conversations and the outbox",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			_, cl, done, err := c.session()
+			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
 			defer done()
-			return c.printStatus(cl)
+			if err := c.printStatus(cl); err != nil {
+				return err
+			}
+			c.printStoreStatus(ctx, cl)
+			return nil
 		},
 	}
 }
@@ -353,6 +358,30 @@ func (c *cli) printStatus(cl *deaddrop.Client) error {
 		fmt.Fprintln(c.out, line)
 	}
 	return nil
+}
+
+// printStoreStatus says how long the store keeps the account's chunks and
+// what keeps them alive; a store that does not answer is reported, not an
+// error (status is what a user runs to find out what is wrong).
+func (c *cli) printStoreStatus(ctx context.Context, cl *deaddrop.Client) {
+	st, err := cl.StoreStatus(ctx)
+	if err != nil {
+		fmt.Fprintf(c.out, "keeping unknown: %v\n", err)
+		return
+	}
+	if st.RecordLifetime > 0 {
+		fmt.Fprintf(c.out, "keeping the store forgets a record %v after its last put; this device put every kept chunk again %v ago\n",
+			st.RecordLifetime.Round(time.Hour), time.Since(st.LastRefresh).Round(time.Minute))
+	}
+	for _, k := range st.Keepers {
+		fmt.Fprintf(c.out, "keeper  %s\n", k.URL)
+	}
+	if p := st.Postage; p != nil {
+		fmt.Fprintf(c.out, "postage batch %s: %v left, fullest bucket %d of %d\n", p.ID, p.TTL.Round(time.Hour), p.Utilization, p.BucketCapacity)
+	}
+	for _, w := range st.Warnings {
+		fmt.Fprintf(c.out, "warning %s\n", w)
+	}
 }
 
 func (c *cli) historyCmd() *cobra.Command {
