@@ -2,7 +2,13 @@ package swarm
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"math/big"
+	"net/http"
+	"strings"
 	"time"
 )
 
@@ -77,10 +83,14 @@ func (s *Store) useBatch(id string) error {
 }
 
 func (s *Store) buyBatch(ctx context.Context) error {
+	amount, err := s.batchAmount(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: no usable batch, and its price is unknown: %v", ErrPostage, err)
+	}
 	var out struct {
 		BatchID string `json:"batchID"`
 	}
-	path := fmt.Sprintf("/stamps/%s/%d", s.opts.Amount, s.opts.Depth)
+	path := fmt.Sprintf("/stamps/%s/%d", amount, s.opts.Depth)
 	if err := s.postJSON(ctx, path, map[string]string{"Immutable": "false"}, &out); err != nil {
 		return fmt.Errorf("%w: no usable batch and buying one failed: %v", ErrPostage, err)
 	}
@@ -101,3 +111,141 @@ func (s *Store) buyBatch(ctx context.Context) error {
 		}
 	}
 }
+
+// batchAmount is the amount per chunk to buy: Options.Amount, or the chain's
+// current price (PLUR per chunk per block) times the blocks in Options.TTL.
+// A fixed amount is refused by a real chain once the price makes it last
+// less than 24 hours.
+func (s *Store) batchAmount(ctx context.Context) (string, error) {
+	if s.opts.Amount != "" {
+		return s.opts.Amount, nil
+	}
+	price, err := s.currentPrice(ctx)
+	if err != nil {
+		return "", err
+	}
+	blocks := int64(s.opts.TTL / s.opts.BlockTime)
+	if blocks < 1 {
+		blocks = 1
+	}
+	return new(big.Int).Mul(price, big.NewInt(blocks)).String(), nil
+}
+
+// priceWait bounds how long Open waits for a node that has not yet read the
+// price from the chain (it reports 0 until it has synced the postage events).
+const priceWait = 30 * time.Second
+
+// currentPrice reads the price from GET /chainstate, waiting while the node
+// reports none yet.
+func (s *Store) currentPrice(ctx context.Context) (*big.Int, error) {
+	deadline := time.Now().Add(priceWait)
+	for {
+		p, err := s.chainPrice(ctx)
+		if err != nil || p.Sign() > 0 {
+			return p, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the node reports no postage price after %v (not synced with the chain?)", priceWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// chainPrice reads GET /chainstate; Bee sends currentPrice as a decimal
+// string (a big integer), older versions as a number.
+func (s *Store) chainPrice(ctx context.Context) (*big.Int, error) {
+	var cs struct {
+		CurrentPrice json.RawMessage `json:"currentPrice"`
+	}
+	if err := s.getJSON(ctx, "/chainstate", &cs); err != nil {
+		return nil, err
+	}
+	raw := strings.Trim(string(cs.CurrentPrice), `"`)
+	if raw == "" || raw == "null" {
+		return new(big.Int), nil
+	}
+	p, ok := new(big.Int).SetString(raw, 10)
+	if !ok || p.Sign() < 0 {
+		return nil, fmt.Errorf("chainstate: current price %q", raw)
+	}
+	return p, nil
+}
+
+// BatchStatus is the state of the postage batch a Store stamps with.
+type BatchStatus struct {
+	ID string
+	// TTL is how long the batch (and so every chunk it stamped) lives at
+	// the current price.
+	TTL time.Duration
+	// Utilization is the fill of the batch's fullest bucket and
+	// BucketCapacity that bucket's size: uploads fail (immutable) or
+	// overwrite old chunks (mutable) when it is full.
+	Utilization, BucketCapacity uint32
+	Depth, BucketDepth          uint8
+	// Amount is the batch's value per chunk (PLUR), as Bee reports it.
+	Amount string
+	Usable bool
+}
+
+// Full reports whether the fullest bucket has no room left.
+func (b BatchStatus) Full() bool { return b.Utilization >= b.BucketCapacity }
+
+// BatchStatus reports the batch this store stamps with.
+func (s *Store) BatchStatus(ctx context.Context) (BatchStatus, error) {
+	id := s.Batch()
+	var st struct {
+		stamp
+		Amount string `json:"amount"`
+	}
+	if err := s.getJSON(ctx, "/stamps/"+id, &st); err != nil {
+		return BatchStatus{}, fmt.Errorf("%w: batch %s: %v", ErrPostage, id, err)
+	}
+	b := BatchStatus{ID: id, TTL: seconds(st.TTL), Utilization: st.Utilization,
+		Depth: st.Depth, BucketDepth: st.BucketDepth, Amount: st.Amount, Usable: st.Usable}
+	if st.Depth >= st.BucketDepth {
+		b.BucketCapacity = 1 << (st.Depth - st.BucketDepth)
+	}
+	return b, nil
+}
+
+// seconds converts Bee's batchTTL; a dev node reports ~2^47 s, more than a
+// Duration holds, so it is capped.
+func seconds(n int64) time.Duration {
+	if n > int64(math.MaxInt64/time.Second) {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * time.Second
+}
+
+// TopUp adds amount (PLUR per chunk) to the batch, extending its TTL, with
+// PATCH /stamps/topup/{id}/{amount}. The node pays from its wallet; a node
+// without a chain (bee dev) refuses.
+func (s *Store) TopUp(ctx context.Context, amount string) error {
+	if _, ok := new(big.Int).SetString(amount, 10); !ok {
+		return fmt.Errorf("swarm: top-up amount %q is not a decimal integer", amount)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, s.endpoint("/stamps/topup/"+s.Batch()+"/"+amount), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.do(req)
+	if err != nil {
+		return fmt.Errorf("%w: topping up batch %s: %v", ErrPostage, s.Batch(), err)
+	}
+	defer drain(resp)
+	switch {
+	case resp.StatusCode == http.StatusNotImplemented:
+		return fmt.Errorf("%w: this node cannot top up batches (a node without a chain, such as bee dev): %s",
+			ErrTopUpUnsupported, message(resp))
+	case resp.StatusCode/100 != 2:
+		return fmt.Errorf("%w: topping up batch %s: Bee answered %d %s", ErrPostage, s.Batch(), resp.StatusCode, message(resp))
+	}
+	return nil
+}
+
+// ErrTopUpUnsupported reports a node that cannot top up a batch.
+var ErrTopUpUnsupported = errors.New("swarm: batch top-up not supported by the node")

@@ -38,9 +38,17 @@ type Options struct {
 	// BatchID is the postage batch to stamp uploads with. Empty: reuse a
 	// usable batch the node has, or buy one (Amount, Depth).
 	BatchID string
-	// Amount and Depth of a batch bought by Open (default 100000000 and 20).
+	// Amount (per chunk, in PLUR) and Depth of a batch bought by Open.
+	// Depth defaults to 20. Amount defaults to what keeps the batch alive
+	// for TTL at the chain's current price (GET /chainstate); on a node
+	// that reports no price (bee dev) it is 100000000.
 	Amount string
 	Depth  int
+	// TTL is how long a batch bought by Open should live (default 30
+	// days), and BlockTime the chain's block time (default 5 s, Gnosis
+	// Chain's) that turns it into blocks.
+	TTL       time.Duration
+	BlockTime time.Duration
 	// Timeout bounds each HTTP request (default 30 s).
 	Timeout time.Duration
 }
@@ -62,8 +70,11 @@ func Open(ctx context.Context, apiURL string, opts Options) (*Store, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("swarm: %q is not a Bee API URL (want http://host:port)", apiURL)
 	}
-	if opts.Amount == "" {
-		opts.Amount = "100000000"
+	if opts.TTL == 0 {
+		opts.TTL = 30 * 24 * time.Hour
+	}
+	if opts.BlockTime == 0 {
+		opts.BlockTime = 5 * time.Second
 	}
 	if opts.Depth == 0 {
 		opts.Depth = 20
@@ -101,7 +112,14 @@ func (s *Store) Put(ctx context.Context, slot feed.Slot, chunk []byte) error {
 	if err := feed.CheckChunk(chunk); err != nil {
 		return err
 	}
-	soc := forSlot(slot).buildSOC(chunk)
+	if err := s.putSOC(ctx, forSlot(slot).buildSOC(chunk)); err != nil {
+		return fmt.Errorf("swarm: put %v: %w", slot, err)
+	}
+	return nil
+}
+
+// putSOC uploads SOC bytes stamped with this store's batch.
+func (s *Store) putSOC(ctx context.Context, soc []byte) error {
 	err := s.upload(ctx, soc)
 	if errors.Is(err, ErrPostage) || errors.Is(err, errNoTag) {
 		// A dev node restarts empty: its batches and tags are gone. Settle
@@ -110,10 +128,7 @@ func (s *Store) Put(ctx context.Context, slot feed.Slot, chunk []byte) error {
 			err = s.upload(ctx, soc)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("swarm: put %v: %w", slot, err)
-	}
-	return nil
+	return err
 }
 
 var errNoTag = errors.New("upload tag missing")
@@ -238,6 +253,12 @@ func (s *Store) Get(ctx context.Context, slot feed.Slot) ([]byte, error) {
 	return payload, nil
 }
 
+// missingChunk is how a networked Bee (v2.7, v2.8) answers GET /chunks/{addr}
+// for a chunk that neither it nor the peers it asked have: HTTP 500 with
+// this message, where `bee dev` answers 404. Only this exact answer means
+// "not found"; any other 500 is an outage.
+const missingChunk = "read chunk failed"
+
 // RawGetChunk fetches a chunk's bytes by address, unverified; Get uses it,
 // and benchmarks use it as the baseline.
 func (s *Store) RawGetChunk(ctx context.Context, address [32]byte) ([]byte, error) {
@@ -254,7 +275,11 @@ func (s *Store) RawGetChunk(ctx context.Context, address [32]byte) ([]byte, erro
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, feed.ErrNotFound
 	case resp.StatusCode >= 500:
-		return nil, fmt.Errorf("%w: Bee answered %d %s", feed.ErrUnavailable, resp.StatusCode, message(resp))
+		msg := message(resp)
+		if resp.StatusCode == http.StatusInternalServerError && msg == missingChunk {
+			return nil, feed.ErrNotFound
+		}
+		return nil, fmt.Errorf("%w: Bee answered %d %s", feed.ErrUnavailable, resp.StatusCode, msg)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("Bee answered %d %s", resp.StatusCode, message(resp))
 	}

@@ -245,6 +245,24 @@ func (s *SwarmNet) join(ctx context.Context) error {
 		if err := waitFor(ctx, node.name+" peers", func() error { return node.hasPeers(ctx, len(s.Nodes)-1) }); err != nil {
 			return err
 		}
+		if err := waitFor(ctx, node.name+" postage price", func() error { return node.hasPrice(ctx) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasPrice reports whether the node has read the postage price from the
+// chain; until it has, it cannot price a batch.
+func (n *SwarmNode) hasPrice(ctx context.Context) error {
+	var cs struct {
+		CurrentPrice json.Number `json:"currentPrice"`
+	}
+	if err := getJSON(ctx, n.URL+"/chainstate", &cs); err != nil {
+		return err
+	}
+	if cs.CurrentPrice == "" || cs.CurrentPrice == "0" {
+		return fmt.Errorf("price %q", cs.CurrentPrice)
 	}
 	return nil
 }
