@@ -35,6 +35,10 @@ type Node struct {
 	method  string
 	logPath string
 
+	// onStart runs after every start once the node answers (a Kubo network
+	// node reconnects to its peers there, so Restart and Wipe rejoin).
+	onStart func() error
+
 	mu  sync.Mutex
 	cmd *exec.Cmd
 }
@@ -89,8 +93,23 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// start launches the process and waits until it answers its health check.
+// start launches the process, waits until it answers its health check, then
+// runs onStart.
 func (n *Node) start() error {
+	if err := n.launch(); err != nil {
+		return err
+	}
+	if n.onStart == nil {
+		return nil
+	}
+	if err := n.onStart(); err != nil {
+		return fmt.Errorf("%s started, but: %w", n.kind, err)
+	}
+	return nil
+}
+
+// launch starts the process and waits until it answers its health check.
+func (n *Node) launch() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -238,6 +257,16 @@ func StartBee(t testing.TB) *Node {
 // served) with its repository in dir, and starts it on free loopback ports.
 // Its datastore is on disk, so records survive a restart.
 func Kubo(dir string) (*Node, error) {
+	n, err := kuboInit(dir, 0)
+	if err != nil {
+		return nil, err
+	}
+	return n, n.start()
+}
+
+// kuboInit creates a Kubo repository in dir with free API and gateway ports
+// and the swarm on swarmPort (0: any), and returns the node, not started.
+func kuboInit(dir string, swarmPort int) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -253,25 +282,36 @@ func Kubo(dir string) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := []string{"IPFS_PATH=" + filepath.Join(dir, "repo"), "HOME=" + dir}
+	n := &Node{URL: fmt.Sprintf("http://127.0.0.1:%d", api), kind: "kubo", bin: bin, dir: dir,
+		health: "/api/v0/version", method: http.MethodPost, args: []string{"daemon"},
+		env:     []string{"IPFS_PATH=" + filepath.Join(dir, "repo"), "HOME=" + dir},
+		logPath: filepath.Join(dir, "kubo.log")}
 	for _, args := range [][]string{
 		{"init", "--profile", "test"},
 		{"config", "Routing.Type", "dht"},
 		{"config", "Addresses.API", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", api)},
 		{"config", "Addresses.Gateway", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", gw)},
-		{"config", "--json", "Addresses.Swarm", `["/ip4/127.0.0.1/tcp/0"]`},
+		{"config", "--json", "Addresses.Swarm", fmt.Sprintf(`["/ip4/127.0.0.1/tcp/%d"]`, swarmPort)},
 		{"config", "--json", "Bootstrap", `[]`},
+		{"config", "--json", "Discovery.MDNS.Enabled", `false`},
 	} {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("ipfs %s: %v\n%s", strings.Join(args, " "), err, out)
+		if _, err := n.ipfs(args...); err != nil {
+			return nil, err
 		}
 	}
-	n := &Node{URL: fmt.Sprintf("http://127.0.0.1:%d", api), kind: "kubo", bin: bin, dir: dir,
-		health: "/api/v0/version", method: http.MethodPost, args: []string{"daemon"}, env: env,
-		logPath: filepath.Join(dir, "kubo.log")}
-	return n, n.start()
+	return n, nil
+}
+
+// ipfs runs the Kubo binary on the node's repository (the daemon need not
+// run) and returns its output.
+func (n *Node) ipfs(args ...string) (string, error) {
+	cmd := exec.Command(n.bin, args...)
+	cmd.Env = append(os.Environ(), n.env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("ipfs %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // StartKubo starts a private Kubo node for a test and stops it when the test
