@@ -27,7 +27,7 @@ demo-ipfs: build
 ## and Kubo nodes (built from the Go module proxy and cached outside the repo
 ## on first use).
 test: check fuzz-short
-	DEADDROP_BEE=$$(bash scripts/bee.sh) DEADDROP_KUBO=$$(bash scripts/kubo.sh) \
+	DEADDROP_BEE=$$(bash scripts/bee.sh) DEADDROP_KUBO=$$(bash scripts/kubo.sh) DEADDROP_GETH=$$(bash scripts/geth.sh) \
 		$(GO) test $(TESTFLAGS) $(PKGS)
 
 ## stress: the crash-consistency harness with ten times the trials.
