@@ -198,3 +198,20 @@ func postageWarnings(b swarm.BatchStatus) []string {
 	}
 	return w
 }
+
+// ErrNoPostage reports a postage operation on a store without postage.
+var ErrNoPostage = errors.New("this store has no postage batch (only Swarm stores pay for storage)")
+
+// ExtendPostage tops up the Swarm postage batch this device stamps with so
+// that it lives d longer, paid by the node's wallet.
+func (c *Client) ExtendPostage(ctx context.Context, d time.Duration) error {
+	store, err := c.keepable(ctx)
+	if err != nil {
+		return err
+	}
+	p, ok := store.(keep.Postage)
+	if !ok {
+		return ErrNoPostage
+	}
+	return p.ExtendPostage(ctx, d)
+}

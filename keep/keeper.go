@@ -33,10 +33,20 @@ type Options struct {
 	// MaxRecords bounds how many records the keeper holds (default 1,000,000,
 	// about 10 GB at the IPNS record limit).
 	MaxRecords int
+	// TopUpBelow, with a store that has Postage, tops the batch up when it
+	// has less than this left to live, by TopUpBy (default 30 days).
+	TopUpBelow, TopUpBy time.Duration
 	// Now is the clock (tests).
 	Now func() time.Time
 	// Logf reports records dropped or failing to put (default log.Printf).
 	Logf func(format string, args ...any)
+}
+
+// Postage is implemented by stores whose chunks live as long as a paid
+// batch (Swarm): a keeper keeps its own batch alive.
+type Postage interface {
+	PostageTTL(ctx context.Context) (time.Duration, error)
+	ExtendPostage(ctx context.Context, by time.Duration) error
 }
 
 // Keeper holds signed records and puts them again before the network forgets
@@ -45,6 +55,8 @@ type Keeper struct {
 	db    *bolt.DB
 	store feed.Keepable
 	opts  Options
+
+	toppedUp time.Time // the last top-up: the chain takes a while to show it
 }
 
 var bucketRecords = []byte("records") // name → last put (8 bytes, unix ns) ‖ record
@@ -71,6 +83,9 @@ func Open(ctx context.Context, path string, store feed.Keepable, opts Options) (
 		if life > 0 {
 			opts.Interval = life / 4
 		}
+	}
+	if opts.TopUpBy == 0 {
+		opts.TopUpBy = 30 * 24 * time.Hour
 	}
 	if opts.MaxRecords == 0 {
 		opts.MaxRecords = 1_000_000
@@ -257,12 +272,36 @@ func (k *Keeper) Run(ctx context.Context) error {
 		if n, err := k.Refresh(ctx, false); err != nil && ctx.Err() == nil {
 			k.opts.Logf("keep: %d records put, and: %v", n, err)
 		}
+		if err := k.TopUp(ctx); err != nil && ctx.Err() == nil {
+			k.opts.Logf("keep: %v", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// TopUp extends the store's postage batch by TopUpBy when it has less than
+// TopUpBelow left; it does nothing on a store without postage or when
+// TopUpBelow is zero.
+func (k *Keeper) TopUp(ctx context.Context) error {
+	p, ok := k.store.(Postage)
+	if !ok || k.opts.TopUpBelow <= 0 || k.opts.Now().Sub(k.toppedUp) < time.Hour {
+		return nil
+	}
+	ttl, err := p.PostageTTL(ctx)
+	if err != nil || ttl >= k.opts.TopUpBelow {
+		return err
+	}
+	if err := p.ExtendPostage(ctx, k.opts.TopUpBy); err != nil {
+		k.toppedUp = k.opts.Now() // a refused top-up is not retried every tick either
+		return fmt.Errorf("postage batch has %v left, topping it up failed: %w", ttl.Round(time.Minute), err)
+	}
+	k.toppedUp = k.opts.Now()
+	k.opts.Logf("keep: postage batch had %v left, extended by %v", ttl.Round(time.Minute), k.opts.TopUpBy)
+	return nil
 }
 
 func encodeEntry(last time.Time, data []byte) []byte {

@@ -23,7 +23,7 @@ import (
 // device is off. It needs no account, only a store.
 func (c *cli) keepCmd() *cobra.Command {
 	var listen, dir, token string
-	var interval time.Duration
+	var interval, topUpBelow, topUpBy time.Duration
 	cmd := &cobra.Command{
 		Use:   "keep --store <ipfs:…|swarm:…> --listen <addr>",
 		Short: "Run a keeper: hold the signed records devices push to it and put them again before the network forgets them",
@@ -36,12 +36,12 @@ verified when it arrives and again before every put.`,
 			if c.store == "" {
 				return usageError{errors.New("keep needs --store ipfs:<Kubo RPC URL> or swarm:<Bee API URL>")}
 			}
-			if interval < 0 {
-				return usageError{fmt.Errorf("--interval must be positive, got %v", interval)}
+			if interval < 0 || topUpBelow < 0 || topUpBy <= 0 {
+				return usageError{errors.New("--interval, --topup-below and --topup-by must be positive durations")}
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			return c.runKeeper(ctx, listen, dir, token, interval)
+			return c.runKeeper(ctx, listen, dir, token, keep.Options{Interval: interval, TopUpBelow: topUpBelow, TopUpBy: topUpBy})
 		},
 	}
 	f := cmd.Flags()
@@ -49,6 +49,8 @@ verified when it arrives and again before every put.`,
 	f.StringVar(&dir, "dir", defaultKeeperDir(), "directory of the keeper's database")
 	f.StringVar(&token, "token", os.Getenv("DEADDROP_KEEPER_TOKEN"), "require devices to present this token ($DEADDROP_KEEPER_TOKEN)")
 	f.DurationVar(&interval, "interval", 0, "put every record again this often (default: a quarter of the store's record lifetime, or 12h)")
+	f.DurationVar(&topUpBelow, "topup-below", 0, "Swarm: top the postage batch up when it has less than this left to live (0: never)")
+	f.DurationVar(&topUpBy, "topup-by", 30*24*time.Hour, "Swarm: how much longer a top-up makes the batch live")
 	return cmd
 }
 
@@ -60,7 +62,7 @@ func defaultKeeperDir() string {
 	return filepath.Join(home, ".deaddrop-keeper")
 }
 
-func (c *cli) runKeeper(ctx context.Context, listen, dir, token string, interval time.Duration) error {
+func (c *cli) runKeeper(ctx context.Context, listen, dir, token string, opts keep.Options) error {
 	store, err := openKeepable(ctx, c.store)
 	if err != nil {
 		return err
@@ -70,7 +72,8 @@ func (c *cli) runKeeper(ctx context.Context, listen, dir, token string, interval
 		return err
 	}
 	logger := log.New(c.err, "", log.LstdFlags)
-	k, err := keep.Open(ctx, filepath.Join(dir, "keeper.db"), store, keep.Options{Interval: interval, Logf: logger.Printf})
+	opts.Logf = logger.Printf
+	k, err := keep.Open(ctx, filepath.Join(dir, "keeper.db"), store, opts)
 	if err != nil {
 		return err
 	}
@@ -192,4 +195,33 @@ func (c *cli) printPushes(rep *deaddrop.KeepReport) {
 	for _, p := range rep.Pushes {
 		fmt.Fprintf(c.out, "keeper %s: %d records pushed, %d held, %d refused\n", p.Keeper, p.Pushed, p.Held, p.Refused)
 	}
+}
+
+func (c *cli) postageCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "postage",
+		Short: "Swarm: the postage batch that keeps this account's chunks alive",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "topup <duration>",
+		Short: "Top the postage batch up so that it lives this much longer (e.g. 720h), paid by the Bee node's wallet",
+		Args:  args(1, "how much longer the batch should live, e.g. 720h"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			d, err := time.ParseDuration(a[0])
+			if err != nil || d <= 0 {
+				return usageError{fmt.Errorf("%q is not a positive duration (e.g. 720h for 30 days)", a[0])}
+			}
+			ctx, cl, done, err := c.session()
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := cl.ExtendPostage(ctx, d); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "postage batch topped up by %v (the chain shows it within a few blocks; 'deaddrop status')\n", d)
+			return nil
+		},
+	})
+	return cmd
 }

@@ -47,7 +47,7 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	pf.StringVar(&c.mixKey, "mix-directory-key", "", "require the mix topology to be signed by this directory key (hex)")
 	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.readCmd(),
 		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd(), c.restoreCmd(), c.deviceCmd(), c.mixCmd(),
-		c.keepCmd(), c.keeperCmd())
+		c.keepCmd(), c.keeperCmd(), c.postageCmd())
 	return root
 }
 
