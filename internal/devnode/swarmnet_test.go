@@ -2,6 +2,7 @@ package devnode
 
 import (
 	"testing"
+	"time"
 )
 
 // The network comes up with every node connected to every other, its API
@@ -23,7 +24,12 @@ func TestSwarmNetwork(t *testing.T) {
 	if err := getJSON(t.Context(), n.URL+"/health", nil); err == nil {
 		t.Fatal("a killed node still answers")
 	}
+	start := time.Now()
 	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("a killed node is ready again in %v", time.Since(start).Round(time.Millisecond))
+	if err := waitFor(t.Context(), "peers after restart", func() error { return n.hasPeers(t.Context(), 1) }); err != nil {
 		t.Fatal(err)
 	}
 }
