@@ -377,11 +377,22 @@ func (c *cli) printStoreStatus(ctx context.Context, cl *deaddrop.Client) {
 		fmt.Fprintf(c.out, "keeper  %s\n", k.URL)
 	}
 	if p := st.Postage; p != nil {
-		fmt.Fprintf(c.out, "postage batch %s: %v left, fullest bucket %d of %d\n", p.ID, p.TTL.Round(time.Hour), p.Utilization, p.BucketCapacity)
+		fmt.Fprintf(c.out, "postage batch %s: %s left, fullest bucket %d of %d\n", p.ID, formatTTL(p.TTL), p.Utilization, p.BucketCapacity)
 	}
 	for _, w := range st.Warnings {
 		fmt.Fprintf(c.out, "warning %s\n", w)
 	}
+}
+
+// formatTTL says how long a batch lives, in days once it is more than two.
+func formatTTL(d time.Duration) string {
+	switch {
+	case d > 100*365*24*time.Hour:
+		return "unlimited time (a node without a chain)"
+	case d > 48*time.Hour:
+		return fmt.Sprintf("%.1f days", d.Hours()/24)
+	}
+	return d.Round(time.Minute).String()
 }
 
 func (c *cli) historyCmd() *cobra.Command {

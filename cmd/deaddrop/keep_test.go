@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ import (
 // alice's history restores from her phrase through a node she never used.
 func TestKeeperOutlivesTheDevice(t *testing.T) {
 	nodes := devnode.StartKuboNetwork(t, 3)
-	keeperURL, keeper := startKeeper(t, "ipfs:"+nodes[2].URL, "2s")
+	keeperURL, keeper, _ := startKeeper(t, "ipfs:"+nodes[2].URL, "2s")
 
 	alice := &user{t: t, home: filepath.Join(t.TempDir(), "alice"), store: "ipfs:" + nodes[0].URL}
 	bob := &user{t: t, home: filepath.Join(t.TempDir(), "bob"), store: "ipfs:" + nodes[1].URL}
@@ -91,8 +92,8 @@ func readUntil(t *testing.T, u *user, want string, limit time.Duration) string {
 }
 
 // startKeeper runs 'deaddrop keep' for the test and returns its URL and
-// process.
-func startKeeper(t *testing.T, store, interval string) (string, *exec.Cmd) {
+// process; its log is written to logs.
+func startKeeper(t *testing.T, store, interval string, extra ...string) (string, *exec.Cmd, *syncBuffer) {
 	t.Helper()
 	port, err := devnode.FreePort()
 	if err != nil {
@@ -100,13 +101,14 @@ func startKeeper(t *testing.T, store, interval string) (string, *exec.Cmd) {
 	}
 	k := (&user{t: t, home: t.TempDir()}).cmd("keep", "--store", store, "--dir", t.TempDir(),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--interval", interval)
+	k.Args = append(k.Args, extra...)
 	k.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := k.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs strings.Builder
-	k.Stderr = &logs
+	logs := new(syncBuffer)
+	k.Stderr = logs
 	if err := k.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -122,5 +124,23 @@ func startKeeper(t *testing.T, store, interval string) (string, *exec.Cmd) {
 	if err != nil || !strings.Contains(line, "keeper listening on ") {
 		t.Fatalf("keeper did not start: %q, %v\n%s", line, err, logs.String())
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d", port), k
+	return fmt.Sprintf("http://127.0.0.1:%d", port), k, logs
+}
+
+// syncBuffer is a buffer a process writes to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

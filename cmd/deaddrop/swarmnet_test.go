@@ -58,6 +58,26 @@ func TestSwarmNetworkEndToEnd(t *testing.T) {
 	if n := strings.Count(alice.ok("history", "bob"), "(read)"); n != 51 {
 		t.Fatalf("alice sees %d of 51 messages read", n)
 	}
+	keepOnSwarm(t, alice, "swarm:"+net.Nodes[2].URL)
+}
+
+// keepOnSwarm: status shows the postage batch's remaining time; a keeper on
+// another node takes alice's records, re-stamps them with its own batch and
+// tops that batch up when it has less left than --topup-below.
+func keepOnSwarm(t *testing.T, alice *user, keeperStore string) {
+	expect(t, alice.ok("status"), "postage batch ", " days left, fullest bucket ")
+	url, _, logs := startKeeper(t, keeperStore, "1h", "--topup-below", "100000h", "--topup-by", "24h")
+	out := alice.ok("keeper", "add", url)
+	if !strings.Contains(out, "records pushed") || strings.Contains(out, " 0 held") {
+		t.Fatalf("keeper add: %q", out)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(logs.String(), "extended by 24h0m0s") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the keeper did not top its batch up:\n%s", logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // usersOn initialises one user per name on its own store, all at once (each

@@ -65,12 +65,8 @@ func (s *Store) PutSigned(ctx context.Context, r feed.Signed) error {
 	return nil
 }
 
-// Lifetime implements feed.Keepable: a chunk lives as long as the batch
-// that stamped it, so the remaining TTL of this store's batch.
-func (s *Store) Lifetime(ctx context.Context) (time.Duration, error) {
-	b, err := s.BatchStatus(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return b.TTL, nil
-}
+// Lifetime implements feed.Keepable: zero, because putting a chunk again
+// with the same batch does not extend its life — it lives as long as the
+// batch that stamped it, which is topped up instead (PostageTTL,
+// ExtendPostage; a keeper re-stamps with its own batch).
+func (s *Store) Lifetime(context.Context) (time.Duration, error) { return 0, nil }

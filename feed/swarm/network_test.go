@@ -160,7 +160,7 @@ func batchOnChain(t *testing.T, s *swarm.Store) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	if life, err := s.Lifetime(ctx); err != nil || life < 29*24*time.Hour {
+	if life, err := s.PostageTTL(ctx); err != nil || life < 29*24*time.Hour {
 		t.Fatalf("lifetime %v, %v", life, err)
 	}
 }
