@@ -21,7 +21,7 @@ import (
 // writer on node 0 and the reader on node 1, so every read is a DHT lookup
 // (name/get) of a record put (name/put) through another node. Reported:
 // single GETs that hit and miss, catch-up of N messages from one contact,
-// and an idle poll of 20 contacts. Figures: docs/ipfs-network.md.
+// and an idle poll of 20 contacts. Figures: docs/benchmarks.md, "Real networks".
 func BenchmarkIPFSNet(b *testing.B) {
 	dir, err := tempDir()
 	if err != nil {
