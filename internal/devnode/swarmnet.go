@@ -63,7 +63,7 @@ const (
 	gethPort    = 8545
 	beeAPIBase  = 11630
 	beeP2PBase  = 12630
-	readyBudget = 120 * time.Second
+	readyBudget = 240 * time.Second
 )
 
 // StartSwarmNetwork starts a private Bee network of n full nodes (n >= 3)
@@ -93,6 +93,15 @@ func SwarmNetwork(dir string, n int) (*SwarmNet, error) {
 	if n < 1 {
 		return nil, errors.New("a Swarm network needs at least one node")
 	}
+	// Bringing a network up is CPU-heavy (key derivation in bee init, the
+	// chain's deployments, warm-up); go test runs packages in parallel, and
+	// three networks starting at once on two cores missed their readiness
+	// budget. One at a time on this machine; running networks are light.
+	unlock, err := lockBringUp()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	start := time.Now()
 	bins, err := networkBinaries(dir)
 	if err != nil {
@@ -111,6 +120,20 @@ func SwarmNetwork(dir string, n int) (*SwarmNet, error) {
 	}
 	s.Ready = time.Since(start)
 	return s, nil
+}
+
+// lockBringUp takes a machine-wide lock (a file lock, so across test
+// processes) for starting a network.
+func lockBringUp() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "deaddrop-swarmnet.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking Swarm network start-up: %w", err)
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func (s *SwarmNet) logTails() string {
@@ -207,7 +230,7 @@ func (s *SwarmNet) startNode(ctx context.Context, bee string, i, hostPort int) (
 		return nil, err
 	}
 	if err := node.waitHealthy(ctx); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w\n%s log tail:\n%s", err, name, node.LogTail())
 	}
 	var addrs struct {
 		Ethereum string   `json:"ethereum"`
