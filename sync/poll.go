@@ -20,8 +20,8 @@ type PollResult struct {
 	ReadCount int
 	Joined    []string // contacts who used one of our invites
 	Problems  []error  // chunks that did not open, malformed messages: reported, skipped
-	Fetched   int      // slots fetched
-	Rounds    int      // fetch rounds (round trips when the store is remote)
+	Fetched   int      // conversation and invite slots asked for
+	Rounds    int      // waves of GETs (round trips when the store is remote): see Poll
 }
 
 // Progress is called after each catch-up round with the contact and how many
