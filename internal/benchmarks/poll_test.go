@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -35,28 +36,56 @@ var profiles = []profile{
 //   - busy/CxN: C contacts sent N messages each.
 //
 // Run with -benchtime=1x under the network profile: each Poll costs seconds.
+// With DEADDROP_POLL_NODES=1 it also runs over Bee and Kubo dev nodes.
 func BenchmarkPoll(b *testing.B) {
-	for _, p := range profiles {
-		for _, c := range []int{20, 100} {
-			b.Run(fmt.Sprintf("%s/idle/C=%d", p.name, c), func(b *testing.B) { benchPoll(b, p, c, 0, 0) })
-		}
-		b.Run(p.name+"/catchup/N=1000", func(b *testing.B) { benchPoll(b, p, 1, 1, 1000) })
-		b.Run(p.name+"/busy/C=1xN=50", func(b *testing.B) { benchPoll(b, p, 20, 1, 50) })
-		b.Run(p.name+"/busy/C=20xN=50", func(b *testing.B) { benchPoll(b, p, 20, 20, 50) })
+	stores := []string{"embedded"}
+	if os.Getenv("DEADDROP_POLL_NODES") != "" {
+		stores = append(stores, "swarm", "ipfs")
 	}
+	for _, store := range stores {
+		name := func(s string) string {
+			if store == "embedded" {
+				return s // the names of the first measurements
+			}
+			return store + "/" + s
+		}
+		for _, p := range profiles {
+			for _, c := range []int{20, 100} {
+				b.Run(name(fmt.Sprintf("%s/idle/C=%d", p.name, c)), func(b *testing.B) { benchPoll(b, store, p, c, 0, 0) })
+			}
+			b.Run(name(p.name+"/catchup/N=1000"), func(b *testing.B) { benchPoll(b, store, p, 1, 1, 1000) })
+			b.Run(name(p.name+"/busy/C=1xN=50"), func(b *testing.B) { benchPoll(b, store, p, 20, 1, 50) })
+			b.Run(name(p.name+"/busy/C=20xN=50"), func(b *testing.B) { benchPoll(b, store, p, 20, 20, 50) })
+		}
+	}
+}
+
+// pollStore returns the named store: a fresh embedded one, or the shared
+// Bee or Kubo dev node.
+func pollStore(b *testing.B, name string) feed.Store {
+	if name == "embedded" {
+		emb, err := feed.OpenEmbedded(filepath.Join(b.TempDir(), "store"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { emb.Close() })
+		return emb
+	}
+	for _, be := range backends(b) {
+		if be.name == name {
+			return be.store
+		}
+	}
+	b.Fatalf("no store %q", name)
+	return nil
 }
 
 // benchPoll sets up me with contacts contacts (senders of them having sent
 // n messages each) on a quiet profile, keeps me's state, and times Polls
 // from that state with the profile's delays on.
-func benchPoll(b *testing.B, p profile, contacts, senders, n int) {
+func benchPoll(b *testing.B, store string, p profile, contacts, senders, n int) {
 	ctx := context.Background()
-	emb, err := feed.OpenEmbedded(filepath.Join(b.TempDir(), "store"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer emb.Close()
-	net := feedtest.NewNetwork(emb, 0, 0)
+	net := feedtest.NewNetwork(pollStore(b, store), 0, 0)
 	tr := func() transport.Transport { return shared{transport.NewDirect(net)} }
 	setup := sync.Options{NoSync: true}
 	meDir := b.TempDir()
