@@ -360,6 +360,19 @@ func (c *Session) findSkipped(slot feed.Slot) int {
 	return slices.IndexFunc(c.skipped, func(k skippedKey) bool { return k.slot == slot })
 }
 
+// DropSkipped forgets the skipped message key of slot and reports whether
+// there was one: the message at that slot, if it ever comes, is not read. A
+// reader expires keys it has waited for too long, so that a header claiming
+// a long gap does not make it poll those slots forever.
+func (c *Session) DropSkipped(slot feed.Slot) bool {
+	i := c.findSkipped(slot)
+	if i < 0 {
+		return false
+	}
+	c.skipped = slices.Delete(c.skipped, i, i+1)
+	return true
+}
+
 func (c *Session) decryptSkipped(i int, m message, ad []byte) ([]byte, error) {
 	k := c.skipped[i]
 	h, ok := openHeader(k.hk, m.encHeader)

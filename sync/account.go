@@ -90,8 +90,14 @@ var (
 // Options tunes an Account. Zero values pick the defaults.
 type Options struct {
 	// Window is the largest number of slots fetched in parallel per
-	// conversation chain during catch-up (default 64).
+	// conversation chain during catch-up (default 64, at most 1024).
 	Window int
+	// MaxInFlight is the most Gets a poll has in flight at once, over every
+	// conversation, log and feed of its wave (default 256, at most 4096).
+	MaxInFlight int
+	// SkippedKeyTTL is how long a skipped message key (of a message that
+	// did not arrive in order) is kept and its slot polled (default 30 days).
+	SkippedKeyTTL time.Duration
 	// InviteTTL is how long a new invite stays valid (default 7 days).
 	InviteTTL time.Duration
 	// Now is the clock (default time.Now); tests set it.
@@ -110,9 +116,24 @@ type Options struct {
 	NoSync bool
 }
 
+// Largest values the options accept; larger ones are capped, so that a
+// mistyped flag cannot start a hundred thousand Gets at once.
+const (
+	maxWindow      = 1024
+	maxMaxInFlight = 4096
+)
+
 func (o *Options) fill() {
 	if o.Window <= 0 {
 		o.Window = 64
+	}
+	o.Window = min(o.Window, maxWindow)
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 256
+	}
+	o.MaxInFlight = min(o.MaxInFlight, maxMaxInFlight)
+	if o.SkippedKeyTTL <= 0 {
+		o.SkippedKeyTTL = 30 * 24 * time.Hour
 	}
 	if o.InviteTTL <= 0 {
 		o.InviteTTL = 7 * 24 * time.Hour

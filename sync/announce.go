@@ -150,17 +150,25 @@ func (a *Account) announcements(ctx context.Context) error {
 	}
 	var errs []error
 	for _, name := range names {
-		if err := a.readPeerAnn(ctx, name); err != nil {
-			errs = append(errs, fmt.Errorf("%s: announcements: %w", name, err))
-		}
-		if err := a.maintainSessions(ctx, name); err != nil {
-			errs = append(errs, fmt.Errorf("%s: devices: %w", name, err))
-		}
+		errs = append(errs, a.announcementsOf(ctx, a.fetchAll, name))
 	}
 	return errors.Join(errs...)
 }
 
-func (a *Account) readPeerAnn(ctx context.Context, name string) error {
+// announcementsOf reads one contact's announcements and keeps our sessions
+// with its devices.
+func (a *Account) announcementsOf(ctx context.Context, get fetcher, name string) error {
+	var errs []error
+	if err := a.readPeerAnn(ctx, get, name); err != nil {
+		errs = append(errs, fmt.Errorf("%s: announcements: %w", name, err))
+	}
+	if err := a.maintainSessions(ctx, name); err != nil {
+		errs = append(errs, fmt.Errorf("%s: devices: %w", name, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Account) readPeerAnn(ctx context.Context, get fetcher, name string) error {
 	for {
 		var c *contactRecord
 		if err := a.db.View(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, name); return }); err != nil {
@@ -169,7 +177,7 @@ func (a *Account) readPeerAnn(ctx context.Context, name string) error {
 		if len(c.PeerAnn) == 0 {
 			return nil
 		}
-		chunk, err := a.tr.Get(ctx, annSlot(c.PeerAnn, c.AnnRead))
+		chunk, err := one(get)(ctx, annSlot(c.PeerAnn, c.AnnRead))
 		if errors.Is(err, feed.ErrNotFound) {
 			return nil
 		}

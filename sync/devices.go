@@ -307,11 +307,15 @@ func (a *Account) republishDirectory(ctx context.Context) error {
 
 // syncDirectory adopts newer versions of our device list.
 func (a *Account) syncDirectory(ctx context.Context) error {
+	return a.syncDirectoryWith(ctx, a.fetchAll)
+}
+
+func (a *Account) syncDirectoryWith(ctx context.Context, get fetcher) error {
 	cur, err := a.deviceList()
 	if err != nil {
 		return err
 	}
-	d, err := fetchDirectory(ctx, a.tr.Get, a.history[:], a.accountPub, cur.Version)
+	d, err := fetchDirectory(ctx, one(get), a.history[:], a.accountPub, cur.Version)
 	if err != nil || d.list == nil {
 		if err == nil && cur.find(a.device) == nil {
 			return ErrDeviceRemoved

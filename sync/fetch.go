@@ -17,6 +17,19 @@ type fetched struct {
 	err   error
 }
 
+// fetcher gets a set of slots and returns the outcomes in the order of
+// slots. Poll's fetcher joins the sets of all its readers into waves (package
+// wave); elsewhere it is fetchAll.
+type fetcher func(ctx context.Context, slots []feed.Slot) []fetched
+
+// one turns a fetcher into a Get of one slot.
+func one(get fetcher) func(context.Context, feed.Slot) ([]byte, error) {
+	return func(ctx context.Context, s feed.Slot) ([]byte, error) {
+		r := get(ctx, []feed.Slot{s})[0]
+		return r.chunk, r.err
+	}
+}
+
 // fetchAll gets every slot in parallel and returns the outcomes in the order
 // of slots.
 func (a *Account) fetchAll(ctx context.Context, slots []feed.Slot) []fetched {

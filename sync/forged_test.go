@@ -131,7 +131,7 @@ func TestRemovedDeviceCannotReadNewHistory(t *testing.T) {
 	}
 	logOne("after")
 	noop := func(*bolt.Tx, []*logEntry) error { return nil }
-	if _, err := a2.readLog(ctx, a1.device, noop); !errors.Is(err, ErrTamperedLog) {
+	if _, err := a2.readLog(ctx, a2.fetchAll, a1.device, noop); !errors.Is(err, ErrTamperedLog) {
 		t.Fatalf("the removed device read a block of the new epoch: %v", err)
 	}
 	if _, err := a2.Poll(ctx, nil); !errors.Is(err, ErrDeviceRemoved) {

@@ -157,7 +157,7 @@ func (a *Account) queueWaiting(tx *bolt.Tx, c *convRecord, sess *ratchet.Session
 // still polled, for a joiner who accepted just before the deadline.
 const inviteGrace = 7 * 24 * time.Hour
 
-func (a *Account) pollInvites(ctx context.Context, res *PollResult) error {
+func (a *Account) pollInvites(ctx context.Context, get fetcher, res *PollResult) error {
 	type pending struct {
 		id  []byte
 		rec *inviteRecord
@@ -201,7 +201,7 @@ func (a *Account) pollInvites(ctx context.Context, res *PollResult) error {
 	for i, p := range list {
 		slots[i] = p.p.Rendezvous()
 	}
-	results := a.fetchAll(ctx, slots)
+	results := get(ctx, slots)
 	res.Fetched += len(slots)
 	res.Rounds++
 	for i, r := range results {

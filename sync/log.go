@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	gosync "sync"
 	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
@@ -316,19 +317,32 @@ func (a *Account) ownBlocks(all bool) (indexes []uint64, chunks [][]byte, err er
 	return indexes, chunks, err
 }
 
-// putBlocks writes our blocks to the store and records, in one commit, which
-// ones it accepted.
+// putBlocks writes our blocks to the store, in parallel (at most
+// Options.MaxInFlight at once: after a catch-up there may be dozens, and one
+// after another they would cost a round trip each), and records, in one
+// commit after every put returned, which ones it accepted.
 func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]byte) error {
-	var errs []error
+	errs := make([]error, len(indexes))
+	sem := make(chan struct{}, a.opts.MaxInFlight)
+	var wg gosync.WaitGroup
+	for i, idx := range indexes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := a.tr.Put(ctx, logSlot(a.history[:], a.device, idx), chunks[i])
+			switch {
+			case errors.Is(err, feed.ErrSlotUsed):
+				errs[i] = fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?)", idx)
+			case err != nil:
+				errs[i] = fmt.Errorf("history block %d: %w", idx, err)
+			}
+		}()
+	}
+	wg.Wait()
 	var stored []uint64
 	for i, idx := range indexes {
-		err := a.tr.Put(ctx, logSlot(a.history[:], a.device, idx), chunks[i])
-		switch {
-		case errors.Is(err, feed.ErrSlotUsed):
-			errs = append(errs, fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?)", idx))
-		case err != nil:
-			errs = append(errs, fmt.Errorf("history block %d: %w", idx, err))
-		default:
+		if errs[i] == nil {
 			stored = append(stored, idx)
 		}
 	}

@@ -13,10 +13,10 @@ import (
 )
 
 // A log is read in windows of blocks fetched in parallel: the first of
-// firstLogWindow (a sibling usually added a block or two), doubling while
+// firstLogWindow (a poll usually finds nothing new: one probe), doubling while
 // every block was there, up to maxLogWindow (a restore reads thousands).
 const (
-	firstLogWindow = 2
+	firstLogWindow = 1
 	maxLogWindow   = 64
 )
 
@@ -24,7 +24,7 @@ const (
 // each block against the merkle root of the blocks before it, and hands the
 // entries of every window to sink inside the transaction that advances the
 // cursor. It returns the number of blocks read.
-func (a *Account) readLog(ctx context.Context, device string, sink func(*bolt.Tx, []*logEntry) error) (int, error) {
+func (a *Account) readLog(ctx context.Context, get fetcher, device string, sink func(*bolt.Tx, []*logEntry) error) (int, error) {
 	var cur *logCursor
 	err := a.db.View(func(tx *bolt.Tx) (err error) { cur, err = loadCursor(tx, device); return })
 	if err != nil {
@@ -36,7 +36,7 @@ func (a *Account) readLog(ctx context.Context, device string, sink func(*bolt.Tx
 	var blocks []*block
 	var chunks [][]byte
 	for done := false; !done; {
-		got, gotChunks, err := a.fetchBlocks(ctx, device, f, window)
+		got, gotChunks, err := a.fetchBlocks(ctx, get, device, f, window)
 		if err != nil {
 			return read, err
 		}
@@ -61,7 +61,7 @@ const commitLogBlocks = 1024
 
 // fetchBlocks fetches up to window blocks of a log after f, in parallel, and
 // returns those before the first missing one, each verified and appended to f.
-func (a *Account) fetchBlocks(ctx context.Context, device string, f *merkle.Frontier, window int) ([]*block, [][]byte, error) {
+func (a *Account) fetchBlocks(ctx context.Context, get fetcher, device string, f *merkle.Frontier, window int) ([]*block, [][]byte, error) {
 	slots := make([]feed.Slot, window)
 	for i := range slots {
 		slots[i] = logSlot(a.history[:], device, f.Size+uint64(i))
@@ -69,7 +69,7 @@ func (a *Account) fetchBlocks(ctx context.Context, device string, f *merkle.Fron
 	var blocks []*block
 	var chunks [][]byte
 	keys := a.epochKeys().blockKeys()
-	for _, r := range a.fetchAll(ctx, slots) {
+	for _, r := range get(ctx, slots) {
 		if errors.Is(r.err, feed.ErrNotFound) {
 			break
 		}
@@ -116,23 +116,25 @@ func (a *Account) syncLogs(ctx context.Context) error {
 	}
 	var errs []error
 	for _, id := range logDevices(l) {
-		if id == a.device {
-			continue
-		}
-		_, err := a.readLog(ctx, id, func(tx *bolt.Tx, entries []*logEntry) error {
-			contacts := contactCache{}
-			for _, e := range entries {
-				if err := applyEntry(tx, e, contacts); err != nil {
-					return err
-				}
-			}
-			return contacts.save(tx)
-		})
-		if err != nil {
-			errs = append(errs, err)
+		if id != a.device {
+			errs = append(errs, a.syncLog(ctx, a.fetchAll, id))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// syncLog reads one other device's log and applies it.
+func (a *Account) syncLog(ctx context.Context, get fetcher, device string) error {
+	_, err := a.readLog(ctx, get, device, func(tx *bolt.Tx, entries []*logEntry) error {
+		contacts := contactCache{}
+		for _, e := range entries {
+			if err := applyEntry(tx, e, contacts); err != nil {
+				return err
+			}
+		}
+		return contacts.save(tx)
+	})
+	return err
 }
 
 // logDevices lists every device that has a log: current and removed ones

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/ratchet"
 	bolt "go.etcd.io/bbolt"
 )
@@ -22,8 +20,8 @@ type PollResult struct {
 	ReadCount int
 	Joined    []string // contacts who used one of our invites
 	Problems  []error  // chunks that did not open, malformed messages: reported, skipped
-	Fetched   int      // slots fetched
-	Rounds    int      // fetch rounds (round trips when the store is remote)
+	Fetched   int      // conversation and invite slots asked for
+	Rounds    int      // waves of GETs (round trips when the store is remote): see Poll
 }
 
 // Progress is called after each catch-up round with the contact and how many
@@ -46,47 +44,6 @@ func keepLast(list, add []Message) []Message {
 // message may be held for in-order delivery.
 const maxHeldAhead = 4096
 
-// firstWindow is the catch-up window of the first round; it doubles while
-// every fetched slot is full, up to Options.Window, like TCP slow start: one
-// missed message costs one small round, many cost about N/Window rounds.
-const firstWindow = 8
-
-// Poll fetches everything new: first messages at the rendezvous slots of our
-// pending invites, then every conversation's next slots, window by window.
-// Each window is committed in one transaction before it is acknowledged; then
-// one ack is written per conversation that received something.
-func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, error) {
-	res := new(PollResult)
-	defer func() { res.Problems = append(res.Problems, a.takeProblems()...) }()
-	if a.historyOn {
-		if err := a.syncDirectory(ctx); err != nil {
-			return res, err
-		}
-	}
-	if err := a.pollInvites(ctx, res); err != nil {
-		return res, err
-	}
-	sessions, err := a.keysOf(bucketConvs)
-	if err != nil {
-		return res, err
-	}
-	var errs []error
-	for _, name := range sessions {
-		if err := a.catchUp(ctx, name, res, progress); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			continue
-		}
-		if err := a.sendOwedAck(ctx, name); err != nil {
-			errs = append(errs, fmt.Errorf("%s: ack: %w", name, err))
-		}
-	}
-	if a.historyOn {
-		errs = append(errs, a.syncLogs(ctx))
-	}
-	errs = append(errs, a.announcements(ctx), a.flushDirectory(ctx), a.flushLog(ctx))
-	return res, errors.Join(errs...)
-}
-
 // keysOf lists the keys of a bucket: the sessions, or the contacts.
 func (a *Account) keysOf(bucket []byte) ([]string, error) {
 	var names []string
@@ -99,85 +56,14 @@ func (a *Account) keysOf(bucket []byte) ([]string, error) {
 	return names, err
 }
 
-// Catch-up commits at least this often, so that a long catch-up neither holds
-// the state lock for long nor keeps unbounded results in memory. Nothing is
-// acknowledged or shown before its commit, so a crash in between only costs
-// fetching those slots again.
-const (
-	commitEveryMessages = 512
-	commitEvery         = 2 * time.Second
-)
-
-// catchUp reads one conversation's new messages. It fetches the slots the
-// session can derive, a window at a time and never a slot twice per call, and
-// applies what it finds in slot order inside a write transaction that spans
-// rounds.
-func (a *Account) catchUp(ctx context.Context, name string, res *PollResult, progress Progress) error {
-	r := &catchUpRound{a: a, name: name}
-	if err := r.begin(); err != nil {
-		return err
-	}
-	defer r.rollback()
-	plan := newFetchPlan()
-	window := min(firstWindow, a.opts.Window)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		targets := plan.next(r.sess.PollTargets(window))
-		if len(targets) == 0 {
-			break
-		}
-		slots := make([]feed.Slot, len(targets))
-		for i, t := range targets {
-			slots[i] = t.Slot
-		}
-		res.Fetched += len(slots)
-		res.Rounds++
-		results := a.fetchAll(ctx, slots)
-		found, err := splitFetched(results)
-		if err != nil {
-			return err
-		}
-		plan.record(targets, results)
-		if len(found) == 0 {
-			break
-		}
-		if err := r.apply(found); err != nil {
-			return err
-		}
-		if progress != nil {
-			progress(name, r.delivered+len(r.result.New))
-		}
-		if len(r.result.New) >= commitEveryMessages || time.Since(r.started) > commitEvery {
-			if _, err := r.commit(res, false); err != nil {
-				return err
-			}
-			if err := r.begin(); err != nil {
-				return err
-			}
-		}
-		if len(found) == len(slots) {
-			window = min(2*window, a.opts.Window)
-		}
-	}
-	ack, err := r.commit(res, true)
-	if err != nil || ack == nil {
-		return err
-	}
-	a.put(ctx, name, ack) // a failure leaves it queued for Republish
-	return nil
-}
-
-// catchUpRound is one write transaction of a catch-up and what it will
-// publish when it commits.
+// catchUpRound is one write transaction of a catch-up (one round's chunks,
+// fetched before it began) and what it will publish when it commits.
 type catchUpRound struct {
 	a         *Account
 	name      string
 	tx        *bolt.Tx
 	conv      *convRecord
 	sess      *ratchet.Session
-	started   time.Time
 	result    PollResult // published into the caller's result on commit
 	delivered int        // messages delivered by earlier commits
 }
@@ -187,7 +73,7 @@ func (r *catchUpRound) begin() error {
 	if err != nil {
 		return err
 	}
-	r.tx, r.started, r.result = tx, time.Now(), PollResult{}
+	r.tx, r.result = tx, PollResult{}
 	if r.conv, err = loadConv(tx, r.name); err == nil {
 		r.sess, err = loadSession(r.conv)
 	}

@@ -127,7 +127,7 @@ func fill(ctx context.Context, a *Account, l *DeviceList) (*RestoreStats, error)
 	stats := &RestoreStats{}
 	var entries []*logEntry
 	for _, id := range logDevices(l) {
-		n, err := a.readLog(ctx, id, func(_ *bolt.Tx, e []*logEntry) error {
+		n, err := a.readLog(ctx, a.fetchAll, id, func(_ *bolt.Tx, e []*logEntry) error {
 			entries = append(entries, e...)
 			return nil
 		})

@@ -77,6 +77,10 @@ type convRecord struct {
 	AckOwed    bool      `json:"ack_owed"`    // we received something that wants an ack
 	Created    time.Time `json:"created"`
 	InviteID   []byte    `json:"invite_id"`
+	// SkippedSeen is when (Unix seconds) each skipped key of the session was
+	// first seen, by its slot's fingerprint: keys older than SkippedKeyTTL
+	// are dropped.
+	SkippedSeen map[string]int64 `json:"skipped_seen,omitempty"`
 
 	// contact caches the contact's record while a transaction delivers
 	// many messages (decoding it per message was most of a catch-up's

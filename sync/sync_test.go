@@ -158,7 +158,7 @@ func TestOfflineCatchUp(t *testing.T) {
 			}
 			out, _ := p.alice.Outbox()
 			if len(out) != 0 {
-				t.Fatalf("alice's outbox holds %d entries after all were read", len(out))
+				t.Fatalf("alice's outbox holds %d entries after all were read: %+v", len(out), out)
 			}
 			if again := poll(t, p.bob); len(again.New) != 0 {
 				t.Fatalf("second poll delivered %d again", len(again.New))

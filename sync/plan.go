@@ -1,0 +1,298 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	gosync "sync"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/ratchet"
+	"github.com/deaddrop/deaddrop/sync/wave"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The poll plan. Everything a Poll reads is a reader of one wave.Gate: the
+// directory, each pending invite's rendezvous slot, each conversation
+// session, each other device's history log and each contact's announcement
+// feed. Every reader asks for its first slots, and the gate fetches them all
+// in one wave; the readers that found something ask for more, and their
+// requests form the next wave, and so on. An idle account costs one wave, a
+// catch-up of N messages about N/Window waves however many other readers
+// there are, and a store's miss timeout is paid once per wave, not once per
+// reader and round.
+
+const (
+	// firstWindow is the window of a conversation's second round: its first
+	// round probes one slot per chain (an idle conversation costs two GETs
+	// per session), and a hit there means more is likely. The window then
+	// doubles each round that found something, up to Options.Window, like
+	// TCP slow start.
+	firstWindow = 8
+	// maxSkippedPolled bounds the skipped-key slots a session polls per Poll,
+	// picked at random among its skipped keys: a header claiming a gap of a
+	// thousand messages costs at most this many GETs a Poll, until its keys
+	// expire (Options.SkippedKeyTTL).
+	maxSkippedPolled = 16
+)
+
+// Poll fetches everything new, in waves (see above). Each conversation round
+// is applied and committed in its own short write transaction after its
+// fetch, never across one, and acknowledged only after its commit.
+func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, error) {
+	res := new(PollResult)
+	defer func() { res.Problems = append(res.Problems, a.takeProblems()...) }()
+	sessions, err := a.keysOf(bucketConvs)
+	if err != nil {
+		return res, err
+	}
+	contacts, err := a.keysOf(bucketContacts)
+	if err != nil {
+		return res, err
+	}
+	var logs []string
+	if a.historyOn {
+		l, err := a.deviceList()
+		if err != nil {
+			return res, err
+		}
+		for _, id := range logDevices(l) {
+			if id != a.device {
+				logs = append(logs, id)
+			}
+		}
+	}
+	if progress != nil {
+		var mu gosync.Mutex
+		p := progress
+		progress = func(contact string, delivered int) {
+			mu.Lock()
+			defer mu.Unlock()
+			p(contact, delivered)
+		}
+	}
+
+	g := wave.New(a.tr.Get, a.opts.MaxInFlight)
+	get := func(ctx context.Context, slots []feed.Slot) []fetched {
+		out := make([]fetched, len(slots))
+		for i, r := range g.Get(ctx, slots) {
+			out[i] = fetched{slots[i], r.Chunk, r.Err}
+		}
+		return out
+	}
+	type part struct {
+		res PollResult
+		err error
+	}
+	var parts []*part
+	start := func(read func(res *PollResult) error) {
+		p := new(part)
+		parts = append(parts, p)
+		g.Go(func() { p.err = read(&p.res) })
+	}
+	if a.historyOn {
+		start(func(*PollResult) error { return a.syncDirectoryWith(ctx, get) })
+	}
+	readSession := func(name string, res *PollResult) error {
+		err := a.catchUp(ctx, get, name, res, progress)
+		if err == nil {
+			if err = a.sendOwedAck(ctx, name); err != nil {
+				err = fmt.Errorf("ack: %w", err)
+			}
+		}
+		if errors.Is(err, ErrUnknownContact) {
+			return nil // the session was dropped meanwhile (its device was removed)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
+	start(func(res *PollResult) error {
+		if err := a.pollInvites(ctx, get, res); err != nil {
+			return err
+		}
+		// A joiner may have written more after the first message.
+		var errs []error
+		for _, name := range res.Joined {
+			errs = append(errs, readSession(name, res))
+		}
+		return errors.Join(errs...)
+	})
+	for _, name := range sessions {
+		start(func(res *PollResult) error { return readSession(name, res) })
+	}
+	for _, id := range logs {
+		start(func(*PollResult) error { return a.syncLog(ctx, get, id) })
+	}
+	for _, name := range contacts {
+		start(func(*PollResult) error { return a.announcementsOf(ctx, get, name) })
+	}
+	g.Wait()
+
+	var errs []error
+	for _, p := range parts {
+		res.New, res.NewCount = keepLast(res.New, p.res.New), res.NewCount+p.res.NewCount
+		res.Read, res.ReadCount = keepLast(res.Read, p.res.Read), res.ReadCount+p.res.ReadCount
+		res.Joined = append(res.Joined, p.res.Joined...)
+		res.Problems = append(res.Problems, p.res.Problems...)
+		res.Fetched += p.res.Fetched
+		errs = append(errs, p.err)
+	}
+	res.Rounds, _ = g.Stats()
+	errs = append(errs, a.flushDirectory(ctx), a.flushLog(ctx))
+	return res, errors.Join(errs...)
+}
+
+// catchUp reads one conversation session's new messages. Each round it
+// computes the slots to fetch from the session as last committed, fetches
+// them (in the Poll's wave), then applies what it found in slot order in one
+// write transaction that reloads the session: a Send in between changes only
+// the sending side, and a chunk that no longer fits is reported and skipped.
+// It fetches no slot twice per call and nothing in a chain past a slot found
+// empty.
+func (a *Account) catchUp(ctx context.Context, get fetcher, name string, res *PollResult, progress Progress) error {
+	sess, err := a.tendSkipped(name)
+	if err != nil {
+		return err
+	}
+	plan := newFetchPlan()
+	window, delivered := 1, 0
+	for round := 0; ; round++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		targets := plan.next(pollTargets(sess, window, round == 0))
+		if len(targets) == 0 {
+			return nil
+		}
+		slots := make([]feed.Slot, len(targets))
+		for i, t := range targets {
+			slots[i] = t.Slot
+		}
+		res.Fetched += len(slots)
+		results := get(ctx, slots)
+		found, err := splitFetched(results)
+		if err != nil {
+			return err
+		}
+		plan.record(targets, results)
+		if len(found) == 0 {
+			return nil
+		}
+		r := &catchUpRound{a: a, name: name}
+		if err := r.begin(); err != nil {
+			return err
+		}
+		if err := r.apply(found); err != nil {
+			r.rollback()
+			return err
+		}
+		n := len(r.result.New)
+		if _, err := r.commit(res, false); err != nil {
+			r.rollback()
+			return err
+		}
+		delivered += n
+		if progress != nil {
+			progress(name, delivered)
+		}
+		sess = r.sess
+		window = min(max(2*window, firstWindow), a.opts.Window)
+	}
+}
+
+// pollTargets is what a session polls in a round: window slots of its
+// current chain and of the peer's next chain, and, in the first round only,
+// at most maxSkippedPolled of its skipped-key slots.
+func pollTargets(s *ratchet.Session, window int, withSkipped bool) []ratchet.Target {
+	var out, skipped []ratchet.Target
+	for _, t := range s.PollTargets(window) {
+		if t.Kind == ratchet.Skipped {
+			skipped = append(skipped, t)
+		} else {
+			out = append(out, t)
+		}
+	}
+	if !withSkipped {
+		return out
+	}
+	if len(skipped) > maxSkippedPolled {
+		// Not a secret: which slots are polled is visible to the store
+		// anyway; the pick only has to be fair over Polls.
+		rand.Shuffle(len(skipped), func(i, j int) { skipped[i], skipped[j] = skipped[j], skipped[i] })
+		skipped = skipped[:maxSkippedPolled]
+	}
+	return append(out, skipped...)
+}
+
+// tendSkipped returns the session of conversation name as committed, after
+// recording when each of its skipped keys was first seen and dropping those
+// older than SkippedKeyTTL. It writes only when something changed: an idle
+// conversation costs one read transaction.
+func (a *Account) tendSkipped(name string) (*ratchet.Session, error) {
+	var sess *ratchet.Session
+	changed := false
+	err := a.db.View(func(tx *bolt.Tx) error {
+		c, err := loadConv(tx, name)
+		if err != nil {
+			return err
+		}
+		if sess, err = loadSession(c); err != nil {
+			return err
+		}
+		changed = a.expireSkipped(c, sess)
+		return nil
+	})
+	if err != nil || !changed {
+		return sess, err
+	}
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		c, err := loadConv(tx, name)
+		if err != nil {
+			return err
+		}
+		if sess, err = loadSession(c); err != nil {
+			return err
+		}
+		if !a.expireSkipped(c, sess) {
+			return nil
+		}
+		return saveConv(tx, c, sess)
+	})
+	return sess, err
+}
+
+// expireSkipped updates c.SkippedSeen from sess's skipped keys and drops
+// the expired ones from sess; it reports whether anything changed.
+func (a *Account) expireSkipped(c *convRecord, sess *ratchet.Session) bool {
+	now := a.opts.Now()
+	changed := false
+	live := map[string]bool{}
+	for _, t := range sess.PollTargets(0) {
+		key := t.Slot.String()
+		first, ok := c.SkippedSeen[key]
+		switch {
+		case !ok:
+			if c.SkippedSeen == nil {
+				c.SkippedSeen = map[string]int64{}
+			}
+			c.SkippedSeen[key], changed = now.Unix(), true
+			live[key] = true
+		case now.Sub(time.Unix(first, 0)) > a.opts.SkippedKeyTTL:
+			sess.DropSkipped(t.Slot)
+			changed = true
+		default:
+			live[key] = true
+		}
+	}
+	for key := range c.SkippedSeen {
+		if !live[key] {
+			delete(c.SkippedSeen, key)
+			changed = true
+		}
+	}
+	return changed
+}

@@ -1,0 +1,165 @@
+// Package wave joins the reads of independent readers into waves: one round
+// trip for everything a poll wants to know now, however many conversations,
+// logs and feeds it reads.
+//
+// Each reader (a conversation's catch-up, a history log, an announcement
+// feed) is written as plain sequential code: compute the slots it wants,
+// Get them, act on what came back, repeat. A Gate holds every reader's Get
+// until every reader still running is waiting in one, then fetches the union
+// of their slots at once with bounded concurrency and hands each reader its
+// part. A reader whose chain ended simply returns, so the next wave carries
+// only the readers that found something. On a store where a request costs a
+// round trip, and a miss a retrieval timeout, a poll then costs one round
+// trip (and one timeout) per wave instead of per reader and round.
+//
+// Rule for readers: never hold a database transaction (or any lock another
+// reader may need) while in Get; the Gate waits for every reader to arrive,
+// so a reader blocked on another one that is waiting in Get never arrives.
+package wave
+
+import (
+	"context"
+	gosync "sync"
+
+	"github.com/deaddrop/deaddrop/feed"
+)
+
+// Result is the outcome of one slot's Get.
+type Result struct {
+	Chunk []byte
+	Err   error
+}
+
+// Gate batches the Gets of its readers into waves.
+type Gate struct {
+	get   func(context.Context, feed.Slot) ([]byte, error)
+	limit int
+
+	mu      gosync.Mutex
+	live    int // readers not finished, plus the owner until Wait
+	waiting []*request
+	waves   int
+	slots   int
+	wg      gosync.WaitGroup
+}
+
+type request struct {
+	ctx   context.Context
+	slots []feed.Slot
+	out   []Result
+	done  chan struct{}
+}
+
+// New returns a Gate that fetches with get, at most limit at a time. The
+// caller owns it: no wave leaves before the caller has started every reader
+// of the first wave with Go and called Wait.
+func New(get func(context.Context, feed.Slot) ([]byte, error), limit int) *Gate {
+	return &Gate{get: get, limit: max(limit, 1), live: 1}
+}
+
+// Go runs reader in its own goroutine as a reader of the gate.
+func (g *Gate) Go(reader func()) {
+	g.mu.Lock()
+	g.live++
+	g.mu.Unlock()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer g.leave()
+		reader()
+	}()
+}
+
+// Wait lets the waves go and returns when every reader has returned.
+func (g *Gate) Wait() {
+	g.leave()
+	g.wg.Wait()
+}
+
+// Stats returns how many waves left the gate and how many slots they held.
+func (g *Gate) Stats() (waves, slots int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waves, g.slots
+}
+
+// Get fetches slots in the next wave and returns their outcomes in order.
+// Only a reader started with Go may call it, and not from several goroutines
+// at once.
+func (g *Gate) Get(ctx context.Context, slots []feed.Slot) []Result {
+	if len(slots) == 0 {
+		return nil
+	}
+	r := &request{ctx: ctx, slots: slots, done: make(chan struct{})}
+	g.mu.Lock()
+	g.waiting = append(g.waiting, r)
+	g.release()
+	g.mu.Unlock()
+	<-r.done
+	return r.out
+}
+
+func (g *Gate) leave() {
+	g.mu.Lock()
+	g.live--
+	g.release()
+	g.mu.Unlock()
+}
+
+// release sends a wave when every live reader waits in Get. g.mu is held.
+func (g *Gate) release() {
+	if len(g.waiting) == 0 || len(g.waiting) < g.live {
+		return
+	}
+	batch := g.waiting
+	g.waiting = nil
+	g.waves++
+	for _, r := range batch {
+		g.slots += len(r.slots)
+	}
+	go g.fetch(batch)
+}
+
+// fetch gets every distinct slot of a wave once, with at most limit Gets in
+// flight, and answers each request.
+func (g *Gate) fetch(batch []*request) {
+	type job struct {
+		ctx  context.Context
+		slot feed.Slot
+	}
+	index := map[feed.Slot]int{}
+	var jobs []job
+	for _, r := range batch {
+		for _, s := range r.slots {
+			if _, ok := index[s]; !ok {
+				index[s] = len(jobs)
+				jobs = append(jobs, job{r.ctx, s})
+			}
+		}
+	}
+	results := make([]Result, len(jobs))
+	next := make(chan int)
+	var wg gosync.WaitGroup
+	for range min(g.limit, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				c, err := g.get(jobs[i].ctx, jobs[i].slot)
+				results[i] = Result{c, err}
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, r := range batch {
+		r.out = make([]Result, len(r.slots))
+		for i, s := range r.slots {
+			r.out[i] = results[index[s]]
+		}
+		close(r.done)
+	}
+}

@@ -1,0 +1,96 @@
+package wave_test
+
+import (
+	"context"
+	"errors"
+	gosync "sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/sync/wave"
+)
+
+// Readers with chains of different lengths: each wave carries every reader
+// still going, so the waves are the longest chain's, not the sum.
+func TestWavesFollowTheLongestReader(t *testing.T) {
+	ctx := context.Background()
+	var inFlight, maxInFlight atomic.Int32
+	var mu gosync.Mutex
+	got := 0
+	get := func(_ context.Context, s feed.Slot) ([]byte, error) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			m := maxInFlight.Load()
+			if n <= m || maxInFlight.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		mu.Lock()
+		got++
+		mu.Unlock()
+		if s[1] < s[0] { // reader s[0] finds rounds 0..s[0]-1
+			return []byte{1}, nil
+		}
+		return nil, feed.ErrNotFound
+	}
+	g := wave.New(get, 4)
+	for reader := range 10 {
+		g.Go(func() {
+			for round := 0; ; round++ {
+				var slots []feed.Slot
+				for k := range 3 { // three slots a round, one distinct per reader
+					slots = append(slots, feed.Slot{byte(reader), byte(round), byte(k)})
+				}
+				out := g.Get(ctx, slots)
+				if len(out) != 3 {
+					t.Errorf("reader %d: %d results", reader, len(out))
+					return
+				}
+				if errors.Is(out[0].Err, feed.ErrNotFound) {
+					return
+				}
+			}
+		})
+	}
+	g.Wait()
+	waves, slots := g.Stats()
+	if waves != 10 { // reader 9 finds 9 rounds, misses in the 10th
+		t.Fatalf("%d waves, want 10", waves)
+	}
+	if want := 3 * (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10); slots != want || got != want {
+		t.Fatalf("%d slots asked, %d fetched, want %d", slots, got, want)
+	}
+	if maxInFlight.Load() > 4 {
+		t.Fatalf("%d in flight, limit 4", maxInFlight.Load())
+	}
+}
+
+// The same slot asked by two readers in one wave is fetched once.
+func TestWaveFetchesASlotOnce(t *testing.T) {
+	var n atomic.Int32
+	g := wave.New(func(context.Context, feed.Slot) ([]byte, error) { n.Add(1); return []byte{7}, nil }, 8)
+	for range 5 {
+		g.Go(func() {
+			out := g.Get(context.Background(), []feed.Slot{{1}, {1}, {2}})
+			if len(out) != 3 || out[1].Chunk[0] != 7 {
+				t.Errorf("results %v", out)
+			}
+		})
+	}
+	g.Wait()
+	if n.Load() != 2 {
+		t.Fatalf("%d Gets, want 2", n.Load())
+	}
+}
+
+// A gate with no readers, or readers that never Get, sends nothing.
+func TestWaveIdle(t *testing.T) {
+	g := wave.New(func(context.Context, feed.Slot) ([]byte, error) { t.Error("Get"); return nil, nil }, 1)
+	g.Go(func() {})
+	g.Wait()
+	if w, _ := g.Stats(); w != 0 {
+		t.Fatalf("%d waves", w)
+	}
+}
