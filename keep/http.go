@@ -96,13 +96,14 @@ func (k *Keeper) handlePush(w http.ResponseWriter, r *http.Request) {
 		}
 		recs = append(recs, feed.Signed{Name: wr.Name, Data: wr.Data})
 	}
-	for _, rec := range recs {
-		// Verify one at a time so that each refusal names its record.
-		n, err := k.Add([]feed.Signed{rec})
-		res.Added += n
-		if err != nil {
-			res.Refused = append(res.Refused, Refusal{rec.Name, err.Error()})
-		}
+	added, refused, err := k.add(recs) // one transaction for the whole push
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	res.Added = added
+	for _, r := range refused {
+		res.Refused = append(res.Refused, Refusal{r.name, r.err.Error()})
 	}
 	res.Held = k.Len()
 	writeJSON(w, http.StatusOK, res)

@@ -122,17 +122,36 @@ func (k *Keeper) Interval() time.Duration { return k.opts.Interval }
 // New records are due for a put at once: the device that sent them may be
 // about to go away.
 func (k *Keeper) Add(recs []feed.Signed) (added int, err error) {
-	var refused []error
+	added, refused, err := k.add(recs)
+	if err != nil {
+		return 0, err
+	}
+	errs := make([]error, len(refused))
+	for i, r := range refused {
+		errs[i] = r.err
+	}
+	return added, errors.Join(errs...)
+}
+
+// refusal is a record Add did not take, and why.
+type refusal struct {
+	name string
+	err  error
+}
+
+// add verifies recs and stores the valid new ones in one transaction; it
+// returns each refusal with the name of its record.
+func (k *Keeper) add(recs []feed.Signed) (added int, refused []refusal, err error) {
 	valid := recs[:0:0]
 	for _, r := range recs {
 		if verr := k.store.VerifySigned(r); verr != nil {
-			refused = append(refused, fmt.Errorf("%w: %w", ErrInvalidRecord, verr))
+			refused = append(refused, refusal{r.Name, fmt.Errorf("%w: %w", ErrInvalidRecord, verr)})
 			continue
 		}
 		valid = append(valid, r)
 	}
 	if len(valid) == 0 {
-		return 0, errors.Join(refused...)
+		return 0, refused, nil
 	}
 	err = k.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
@@ -142,7 +161,7 @@ func (k *Keeper) Add(recs []feed.Signed) (added int, err error) {
 				continue
 			}
 			if n >= k.opts.MaxRecords {
-				refused = append(refused, fmt.Errorf("%w (%d records): %s", ErrFull, k.opts.MaxRecords, r.Name))
+				refused = append(refused, refusal{r.Name, fmt.Errorf("%w (%d records): %s", ErrFull, k.opts.MaxRecords, r.Name)})
 				continue
 			}
 			if err := b.Put([]byte(r.Name), encodeEntry(time.Time{}, r.Data)); err != nil {
@@ -154,9 +173,9 @@ func (k *Keeper) Add(recs []feed.Signed) (added int, err error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("keep: storing records: %w", err)
+		return 0, nil, fmt.Errorf("keep: storing records: %w", err)
 	}
-	return added, errors.Join(refused...)
+	return added, refused, nil
 }
 
 // Len returns how many records the keeper holds.
