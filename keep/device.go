@@ -37,7 +37,26 @@ func OpenJournal(path string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keep: opening journal %s: %w", path, err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	if err := initJournal(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("keep: journal %s: %w", path, err)
+	}
+	return &Journal{db: db}, nil
+}
+
+// initJournal creates the journal's buckets the first time. A journal is
+// opened on every send and read: when it exists already, no write
+// transaction (and so no fsync) is spent on it.
+func initJournal(db *bolt.DB) error {
+	ready := false
+	db.View(func(tx *bolt.Tx) error {
+		ready = tx.Bucket(bucketMeta) != nil && tx.Bucket(bucketPushed) != nil
+		return nil
+	})
+	if ready {
+		return nil
+	}
+	return db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketPushed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -48,11 +67,7 @@ func OpenJournal(path string) (*Journal, error) {
 			return meta.Put([]byte("refreshed"), binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano())))
 		}
 		return nil
-	}); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("keep: journal %s: %w", path, err)
-	}
-	return &Journal{db: db}, nil
+	})
 }
 
 // Close closes the journal.
