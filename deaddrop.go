@@ -77,7 +77,7 @@ type Client struct {
 	home  string
 	store string
 
-	keepStore keepableStore // the store, opened for signing and lifetimes (keep.go)
+	keepStore KeepableStore // the store, opened for signing and lifetimes (keep.go)
 	lastPush  time.Time     // the last push to keepers by Receive
 }
 

@@ -38,10 +38,33 @@ const keepPushEvery = 5 * time.Minute
 
 const journalFile = "keep.db"
 
-// keepableStore is a store whose network forgets (IPFS, Swarm).
-type keepableStore interface {
+// KeepableStore is a store whose network forgets (IPFS, Swarm).
+type KeepableStore interface {
 	feed.Store
 	feed.Keepable
+}
+
+// ErrNeverForgets reports a keeping operation on the embedded store, which
+// keeps every chunk for ever.
+var ErrNeverForgets = errors.New("the embedded store never forgets a chunk: keeping is for ipfs: and swarm: stores")
+
+// OpenKeepable opens a store whose network forgets, for signing records and
+// putting them again. A node that does not answer yet is ErrUnavailable (try
+// again later); the embedded store is ErrNeverForgets.
+func OpenKeepable(ctx context.Context, spec string) (KeepableStore, error) {
+	if strings.HasPrefix(spec, "embedded:") {
+		return nil, ErrNeverForgets
+	}
+	s, err := OpenStore(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := s.(KeepableStore)
+	if !ok {
+		s.Close() // feed.Lazy: the node is down for now
+		return nil, fmt.Errorf("keeping chunks alive: %w", feed.ErrUnavailable)
+	}
+	return k, nil
 }
 
 // AddKeeper makes this device push its records to the keeper at url
@@ -108,17 +131,15 @@ func (c *Client) pushIfDue(ctx context.Context, j *keep.Journal, store feed.Keep
 // keepable returns the client's store as a feed.Keepable, or nil when it
 // does not forget (the embedded store).
 func (c *Client) keepable(ctx context.Context) (feed.Keepable, error) {
-	if c.keepStore != nil || strings.HasPrefix(c.store, "embedded:") {
+	if c.keepStore != nil {
 		return c.keepStore, nil
 	}
-	s, err := OpenStore(ctx, c.store)
+	k, err := OpenKeepable(ctx, c.store)
+	if errors.Is(err, ErrNeverForgets) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
-	}
-	k, ok := s.(keepableStore)
-	if !ok {
-		s.Close() // a node that is down for now: try again on the next call
-		return nil, fmt.Errorf("keeping chunks alive: %w", feed.ErrUnavailable)
 	}
 	c.keepStore = k
 	return k, nil

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/deaddrop/deaddrop"
@@ -91,27 +90,17 @@ func (c *cli) runKeeper(ctx context.Context, listen, dir, token string, opts kee
 	return errors.Join(err, srv.Shutdown(shutdown))
 }
 
-// keepableStore is a store whose network forgets.
-type keepableStore interface {
-	feed.Store
-	feed.Keepable
-}
-
 // openKeepable opens a store a keeper can use, waiting for its node to
 // answer.
-func openKeepable(ctx context.Context, spec string) (keepableStore, error) {
-	if strings.HasPrefix(spec, "embedded:") {
-		return nil, usageError{errors.New("the embedded store never forgets a chunk: a keeper is for ipfs: and swarm: stores")}
-	}
+func openKeepable(ctx context.Context, spec string) (deaddrop.KeepableStore, error) {
 	for {
-		s, err := deaddrop.OpenStore(ctx, spec)
-		if err != nil {
-			return nil, err
+		s, err := deaddrop.OpenKeepable(ctx, spec)
+		if errors.Is(err, deaddrop.ErrNeverForgets) {
+			return nil, usageError{err}
 		}
-		if k, ok := s.(keepableStore); ok {
-			return k, nil
+		if !errors.Is(err, feed.ErrUnavailable) {
+			return s, err
 		}
-		s.Close()
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
