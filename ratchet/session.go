@@ -179,7 +179,7 @@ func AcceptInit(id *Identity, p *PendingInvite, chunk []byte, now time.Time) (s 
 		return nil, peer, "", nil, fmt.Errorf("%w: ML-KEM: %v", ErrDecrypt, err)
 	}
 	sk, hka, nhkb := x3dh(p.secret, append(dh, [32]byte(ss))...)
-	s = &Session{peer: f.joiner, ad: associatedData(id.pub, f.joiner), rand: rand.Reader}
+	s = &Session{peer: f.joiner, ad: associatedData(id.pub, f.joiner), rand: acceptInitRand}
 	// RatchetInitBobHE: our signed prekey is the first ratchet key.
 	s.dhsPriv = p.signedPrekey
 	s.dhsPub = publicKey(p.signedPrekey)
@@ -194,6 +194,11 @@ func AcceptInit(id *Identity, p *PendingInvite, chunk []byte, now time.Time) (s 
 	}
 	return s, f.joiner, f.name, plaintext, nil
 }
+
+// acceptInitRand is where AcceptInit's session draws its ratchet keys, the
+// first one while it opens the first message; the transcript vectors
+// replace it to be reproducible (ratchet/transcript_test.go).
+var acceptInitRand io.Reader = rand.Reader
 
 func publicKey(priv [32]byte) [32]byte {
 	_, pub, _ := newKeyPair(bytesReader(priv[:]))

@@ -211,3 +211,77 @@ func TestEpochVectors(t *testing.T) {
 		t.Fatal("an epoch-1 block opens under HK")
 	}
 }
+
+// TestTranscriptEnvelopes checks the plaintexts of ratchet's two-way
+// transcript (ratchet/testdata/transcript.json, docs/protocol.md §7) with
+// this package's parsers: each is a §8.1 envelope that decodes to the fields
+// the file states and encodes back to the same bytes, and each meta body
+// (built there from the text of §10.4) is accepted, vouching for the
+// sender's identity.
+func TestTranscriptEnvelopes(t *testing.T) {
+	data, err := os.ReadFile("../ratchet/testdata/transcript.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr struct {
+		InviterIdentity string `json:"inviter_identity"`
+		JoinerIdentity  string `json:"joiner_identity"`
+		Steps           []struct {
+			Op, Party, Plaintext string
+			Envelope             *struct {
+				Kind     int
+				Seq, Ack uint64
+				Sent     int64
+				Origin   string
+				Body     string
+			}
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal(data, &tr); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{"inviter": tr.InviterIdentity, "joiner": tr.JoinerIdentity}
+	kinds := map[Kind]int{}
+	for i, s := range tr.Steps {
+		if s.Op != "send" {
+			continue
+		}
+		pt, err := hex.DecodeString(s.Plaintext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := parseEnvelope(pt)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		w := s.Envelope
+		if int(env.Kind) != w.Kind || env.Seq != w.Seq || env.Ack != w.Ack || env.Sent.UnixMilli() != w.Sent ||
+			hex.EncodeToString(env.Origin[:]) != w.Origin || string(env.Body) != w.Body {
+			t.Fatalf("step %d: envelope %+v, file says %+v", i, env, w)
+		}
+		if !bytes.Equal(env.marshal(), pt) {
+			t.Fatalf("step %d: the envelope does not encode back to the same bytes", i)
+		}
+		kinds[env.Kind]++
+		if env.Kind != KindMeta {
+			continue
+		}
+		m, l, err := parseMeta(env.Body)
+		if err != nil {
+			t.Fatalf("step %d: meta: %v", i, err)
+		}
+		idb, _ := hex.DecodeString(ids[s.Party])
+		id, err := ratchet.UnmarshalIdentity(idb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := l.find(m.Device); d == nil || !bytes.Equal(d.Identity, id.Public().Bytes()) || !bytes.Equal(m.Account, id.Public().Bytes()) {
+			t.Fatalf("step %d: the meta's list does not vouch for the %s's identity", i, s.Party)
+		}
+	}
+	for _, k := range []Kind{KindData, KindAck, KindHello, KindMeta} {
+		if kinds[k] == 0 {
+			t.Errorf("no %v envelope in the transcript", k)
+		}
+	}
+}
