@@ -25,6 +25,8 @@ const epochVectorsFile = "testdata/epoch_vectors.json"
 // epochVectors is the layout of epochVectorsFile. Byte strings are hex.
 type epochVectors struct {
 	Seed string `json:"seed"`
+	// The account identity's fingerprint as users compare it (§2), text.
+	AccountFingerprint string `json:"account_fingerprint"`
 	// The recovery identity (§10.1 "recovery key"), private in the §2
 	// stored encoding and public.
 	RecoveryIdentity   string `json:"recovery_identity"`
@@ -63,7 +65,7 @@ func buildEpochVectors(t *testing.T) *epochVectors {
 	hx := hex.EncodeToString
 	rec := keys.recovery.Public()
 	recPriv, _ := keys.recovery.MarshalBinary()
-	v := &epochVectors{Seed: hx(seed), RecoveryIdentity: hx(recPriv),
+	v := &epochVectors{Seed: hx(seed), AccountFingerprint: keys.identity.Public().Fingerprint(), RecoveryIdentity: hx(recPriv),
 		RecoverySignPublic: hx(rec.Sign[:]), RecoveryDHPublic: hx(rec.DH[:])}
 
 	epochKey := bytes.Repeat([]byte{0x44}, 32)
