@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
@@ -77,8 +78,10 @@ type Client struct {
 	home  string
 	store string
 
+	storeMu   gosync.Mutex
 	keepStore KeepableStore // the store, opened for signing and lifetimes (keep.go)
-	lastPush  time.Time     // the last push to keepers by Receive
+	keepMu    gosync.Mutex
+	lastPush  time.Time // the last push to keepers by Receive
 }
 
 type homeConfig struct {

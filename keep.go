@@ -93,6 +93,8 @@ func (c *Client) Keepers() (ts []Keeper, err error) {
 // not hold yet. On a store that does not forget (the embedded store) it does
 // nothing. now forces a push to the keepers.
 func (c *Client) Keep(ctx context.Context, now bool) (*KeepReport, error) {
+	c.keepMu.Lock() // Watch keeps from its goroutine, a send from the caller's
+	defer c.keepMu.Unlock()
 	store, err := c.keepable(ctx)
 	if err != nil || store == nil {
 		return &KeepReport{}, err
@@ -131,6 +133,8 @@ func (c *Client) pushIfDue(ctx context.Context, j *keep.Journal, store feed.Keep
 // keepable returns the client's store as a feed.Keepable, or nil when it
 // does not forget (the embedded store).
 func (c *Client) keepable(ctx context.Context) (feed.Keepable, error) {
+	c.storeMu.Lock()
+	defer c.storeMu.Unlock()
 	if c.keepStore != nil {
 		return c.keepStore, nil
 	}

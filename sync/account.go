@@ -168,6 +168,8 @@ type Account struct {
 
 	epochMu gosync.RWMutex
 	epochs  epochKeys // history epoch keys; epoch 0's is the history key
+
+	fin *finisher // records put outcomes and uploads blocks after Send returned
 }
 
 const stateFile = "state.db"
@@ -261,9 +263,11 @@ func createAccount(dir string, tr transport.Transport, opts Options, st *account
 		db.Close()
 		return nil, err
 	}
-	return &Account{db: db, tr: tr, opts: opts, id: st.Identity, name: st.Name, device: st.Device,
+	a := &Account{db: db, tr: tr, opts: opts, id: st.Identity, name: st.Name, device: st.Device,
 		accountPub: st.AccountPub, accountKey: st.AccountKey, history: st.Key, historyOn: st.History,
-		epochs: st.epochKeys()}, nil
+		epochs: st.epochKeys()}
+	a.startFinisher()
+	return a, nil
 }
 
 func (st *accountState) epochKeys() epochKeys {
@@ -297,6 +301,7 @@ func Open(dir string, tr transport.Transport, opts Options) (*Account, error) {
 		db.Close()
 		return nil, err
 	}
+	a.startFinisher()
 	return a, nil
 }
 
@@ -396,6 +401,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 
 // Close closes the state database and the transport.
 func (a *Account) Close() error {
+	a.stopFinisher()
 	return errors.Join(a.db.Close(), a.tr.Close())
 }
 
@@ -421,6 +427,7 @@ type Contact struct {
 
 // Contacts lists the conversations, sorted by name.
 func (a *Account) Contacts() ([]Contact, error) {
+	a.settle() // what Send returned is what this shows
 	var out []Contact
 	err := a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketContacts).ForEach(func(k, v []byte) error {

@@ -21,6 +21,7 @@ type Query struct {
 // History returns a conversation's messages in order. An UnseenOnly query
 // reads only the unseen messages, however long the history.
 func (a *Account) History(contact string, q Query) ([]Message, error) {
+	a.settle() // what Send returned is what this shows
 	var out []Message
 	err := a.db.View(func(tx *bolt.Tx) error {
 		if _, err := loadContact(tx, contact); err != nil {

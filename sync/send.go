@@ -94,10 +94,7 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 		return Message{}, err
 	}
 	m := msg.public(contact)
-	perrs, err := a.putAll(ctx, names, outs)
-	if err != nil {
-		return m, err
-	}
+	perrs := a.putCopies(ctx, names, outs)
 	if len(outs) == 0 {
 		return m, fmt.Errorf("%w: no session with any of %s's devices yet (a new device: it goes out when one of theirs answers, at a later 'deaddrop read')", ErrNotStored, contact)
 	}
@@ -107,45 +104,29 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 		}
 	}
 	if m.State != Stored {
-		return m, fmt.Errorf("%w: %v", ErrNotStored, errors.Join(perrs...))
+		return m, fmt.Errorf("%w: %w", ErrNotStored, errors.Join(perrs...))
 	}
 	return m, nil
 }
 
-// putAll puts outbox entries and this device's unstored history blocks
-// concurrently (one round trip, not one per chunk) and records every outcome
-// in one transaction. It returns each entry's put error.
-func (a *Account) putAll(ctx context.Context, names []string, outs []*outboxRecord) ([]error, error) {
-	indexes, chunks, err := a.ownBlocks(false)
-	if err != nil {
-		return nil, err
-	}
+// putCopies puts a message's copies (one per device of the contact)
+// concurrently and hands the outcomes to the finisher, which records them,
+// and uploads the history block that committed with the message, after Send
+// returned (finish.go). It returns each copy's put error.
+func (a *Account) putCopies(ctx context.Context, names []string, outs []*outboxRecord) []error {
 	perrs := make([]error, len(outs))
-	berrs := make([]error, len(indexes))
 	var wg gosync.WaitGroup
 	for i, out := range outs {
 		wg.Go(func() { perrs[i] = a.tr.Put(ctx, out.slot(), out.Chunk) })
 	}
-	for i, idx := range indexes {
-		wg.Go(func() { berrs[i] = a.tr.Put(ctx, logSlot(a.history[:], a.device, idx), chunks[i]) })
-	}
 	wg.Wait()
 	now := a.opts.Now()
-	err = a.db.Update(func(tx *bolt.Tx) error {
-		for i, out := range outs {
-			if err := a.recordPut(tx, names[i], out, perrs[i], now); err != nil {
-				return err
-			}
-		}
-		var stored []uint64
-		for i, idx := range indexes {
-			if berrs[i] == nil {
-				stored = append(stored, idx)
-			}
-		}
-		return markBlocksStored(tx, stored)
-	})
-	return perrs, err
+	outcomes := make([]putOutcome, len(outs))
+	for i, out := range outs {
+		outcomes[i] = putOutcome{names[i], out, perrs[i], now}
+	}
+	a.finishLater(outcomes)
+	return perrs
 }
 
 // ErrNotStored is returned by Send when the message is safely queued but the
@@ -268,6 +249,7 @@ func (a *Account) RepublishAll(ctx context.Context) (tried int, err error) {
 }
 
 func (a *Account) republish(ctx context.Context, all bool) (tried int, err error) {
+	a.settle() // a message Send just stored is not due again
 	type due struct {
 		contact string
 		rec     *outboxRecord
@@ -330,6 +312,7 @@ type OutboxEntry struct {
 
 // Outbox lists the unacknowledged messages.
 func (a *Account) Outbox() ([]OutboxEntry, error) {
+	a.settle() // what Send returned is what this shows
 	var out []OutboxEntry
 	err := a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {

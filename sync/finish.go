@@ -1,0 +1,167 @@
+package sync
+
+import (
+	"context"
+	gosync "sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// What a send does after the user stopped waiting.
+//
+// Send returns once the message is durable (its outbox entry committed with
+// the message and its history block) and the store has answered the put of
+// its chunk: one commit and one upload. Two things remain, and run here, in
+// the background and batched over every send that finished meanwhile:
+//
+//   - recording each put's outcome (so that Republish waits before putting a
+//     stored message again, and the message's state reads Stored), in one
+//     commit for the whole batch;
+//   - uploading the history blocks that committed with the messages, in one
+//     wave, and recording which ones the store accepted.
+//
+// A crash before either loses nothing: the outbox entry still says "not
+// stored" and the next Republish puts the same bytes again, and an unstored
+// block stays in its index until the next flush puts it. Reads of the local
+// state (History, Contacts, Outbox, Republish) first wait for the outcomes
+// recorded so far (settle): what Send returned is what they show. They never
+// wait for block uploads.
+type finisher struct {
+	mu       gosync.Mutex
+	cond     *gosync.Cond // signalled when recorded moves
+	pending  []putOutcome
+	queued   uint64 // outcomes handed over so far
+	recorded uint64 // of those, how many are committed (or given up)
+	closed   bool
+
+	wake    chan struct{} // the recorder has outcomes to record
+	upload  chan struct{} // the uploader has blocks to put
+	stopped chan struct{} // both loops ended
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// putOutcome is the answer of the store to one put of an outbox entry.
+type putOutcome struct {
+	contact string
+	out     *outboxRecord
+	err     error
+	at      time.Time
+}
+
+// finishGrace bounds how long Close waits for background uploads before it
+// cancels them (the blocks stay unstored and go out at the next flush).
+const finishGrace = 10 * time.Second
+
+func (a *Account) startFinisher() {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &finisher{wake: make(chan struct{}, 1), upload: make(chan struct{}, 1), stopped: make(chan struct{}), ctx: ctx, cancel: cancel}
+	f.cond = gosync.NewCond(&f.mu)
+	a.fin = f
+	var loops gosync.WaitGroup
+	loops.Go(a.recordLoop)
+	loops.Go(a.uploadLoop)
+	go func() { loops.Wait(); close(f.stopped) }()
+}
+
+// finishLater hands the outcomes of a send's puts to the recorder, and its
+// history block to the uploader.
+func (a *Account) finishLater(outcomes []putOutcome) {
+	f := a.fin
+	f.mu.Lock()
+	if f.closed { // Close raced a send: record it here, durably or not at all
+		f.mu.Unlock()
+		a.recordOutcomes(outcomes)
+		return
+	}
+	f.pending = append(f.pending, outcomes...)
+	f.queued++
+	f.mu.Unlock()
+	poke(f.wake)
+}
+
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// settle waits until every outcome handed over before the call is recorded.
+func (a *Account) settle() {
+	f := a.fin
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for want := f.queued; f.recorded < want; {
+		f.cond.Wait()
+	}
+}
+
+func (a *Account) recordLoop() {
+	f := a.fin
+	for {
+		f.mu.Lock()
+		batch, upto, closed := f.pending, f.queued, f.closed
+		f.pending = nil
+		f.mu.Unlock()
+		if len(batch) > 0 || upto > 0 {
+			a.recordOutcomes(batch)
+			f.mu.Lock()
+			f.recorded = upto
+			f.cond.Broadcast()
+			f.mu.Unlock()
+			poke(f.upload)
+		}
+		if closed {
+			close(f.upload)
+			return
+		}
+		<-f.wake
+	}
+}
+
+// recordOutcomes commits a batch of put outcomes in one transaction. A
+// failure to commit is not reported to anyone waiting: the entries keep
+// saying "not stored", and Republish puts them again.
+func (a *Account) recordOutcomes(batch []putOutcome) {
+	if len(batch) == 0 {
+		return
+	}
+	a.db.Update(func(tx *bolt.Tx) error {
+		for _, o := range batch {
+			if err := a.recordPut(tx, o.contact, o.out, o.err, o.at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (a *Account) uploadLoop() {
+	f := a.fin
+	for range f.upload {
+		ctx, cancel := context.WithTimeout(f.ctx, finishGrace)
+		if indexes, chunks, err := a.ownBlocks(false); err == nil && len(indexes) > 0 {
+			a.putBlocks(ctx, indexes, chunks) // failures stay unstored: the next flush retries
+		}
+		cancel()
+	}
+}
+
+// stopFinisher records what is pending, gives the uploads finishGrace to end,
+// and stops both loops.
+func (a *Account) stopFinisher() {
+	f := a.fin
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	poke(f.wake)
+	select {
+	case <-f.stopped:
+	case <-time.After(finishGrace):
+		f.cancel()
+		<-f.stopped
+	}
+	f.cancel()
+}

@@ -1,0 +1,215 @@
+package deaddrop
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// EventMessage: a new incoming message, in Event.Message.
+	EventMessage EventKind = iota + 1
+	// EventRead: the contact read one of our messages, in Event.Message.
+	EventRead
+	// EventJoined: someone accepted one of our invites; Event.Contact names
+	// the new conversation.
+	EventJoined
+	// EventProblem: something on the store did not open or verify (a chunk,
+	// a message, a device list). It was skipped; Event.Err says what.
+	EventProblem
+	// EventStoreError: a poll, republish or keeper push failed (a node is
+	// down, a request timed out). Nothing is lost and Watch tries again at
+	// its next poll; Event.Err says what failed.
+	EventStoreError
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventMessage:
+		return "message"
+	case EventRead:
+		return "read"
+	case EventJoined:
+		return "joined"
+	case EventProblem:
+		return "problem"
+	case EventStoreError:
+		return "store error"
+	}
+	return "unknown event"
+}
+
+// Event is one thing Watch saw happen.
+type Event struct {
+	Kind    EventKind
+	Message Message // EventMessage, EventRead
+	Contact string  // the conversation the event belongs to, if any
+	Err     error   // EventProblem, EventStoreError
+}
+
+// WatchOptions tunes Watch. The zero value watches every conversation,
+// polling once a second.
+type WatchOptions struct {
+	// Every is the pause between the end of one poll and the start of the
+	// next; 0: one second.
+	Every time.Duration
+	// Contacts, if set, limits message and receipt events to these
+	// conversations: the messages of others stay unseen for whoever shows
+	// them later (deaddrop read). Problems and store errors are always
+	// reported.
+	Contacts []string
+}
+
+// Watch receives in the background until ctx ends, and streams what it sees
+// on the returned channel, which it closes when it stops. It polls the store,
+// republishes what is due and keeps the account's chunks alive (Receive), then
+// pauses for opts.Every, and again.
+//
+// Each incoming message is delivered once: Watch delivers the unseen messages
+// of the watched conversations, those that arrived before it started first,
+// and marks each one seen after the channel took it. A reader that does not
+// keep up holds polling back; nothing is dropped. Sending while Watch runs is
+// fine and never waits for a poll's network round.
+func (c *Client) Watch(ctx context.Context, opts WatchOptions) <-chan Event {
+	if opts.Every <= 0 {
+		opts.Every = time.Second
+	}
+	events := make(chan Event, 64)
+	w := &watcher{c: c, opts: opts, events: events}
+	go func() {
+		defer close(events)
+		if !w.deliverUnseen(ctx, nil) {
+			return
+		}
+		for {
+			if !w.pollOnce(ctx) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(opts.Every):
+			}
+		}
+	}()
+	return events
+}
+
+type watcher struct {
+	c      *Client
+	opts   WatchOptions
+	events chan<- Event
+}
+
+// emit hands e to the reader; false means ctx ended first.
+func (w *watcher) emit(ctx context.Context, e Event) bool {
+	select {
+	case w.events <- e:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (w *watcher) watched(contact string) bool {
+	return len(w.opts.Contacts) == 0 || slices.Contains(w.opts.Contacts, contact)
+}
+
+// pollOnce runs one Receive and reports what it found; false means ctx ended.
+func (w *watcher) pollOnce(ctx context.Context) bool {
+	res, err := w.c.Receive(ctx, nil)
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil && !w.emit(ctx, Event{Kind: EventStoreError, Err: err}) {
+		return false
+	}
+	if res == nil {
+		return true
+	}
+	for _, name := range res.Joined {
+		if !w.emit(ctx, Event{Kind: EventJoined, Contact: name}) {
+			return false
+		}
+	}
+	for _, p := range res.Problems {
+		if !w.emit(ctx, Event{Kind: EventProblem, Err: p}) {
+			return false
+		}
+	}
+	for _, m := range res.Read {
+		if w.watched(m.Contact) && !w.emit(ctx, Event{Kind: EventRead, Message: m, Contact: m.Contact}) {
+			return false
+		}
+	}
+	if res.NewCount == 0 {
+		return true
+	}
+	var with []string // the contacts to look at; nil: all (the list was cut)
+	if res.NewCount == len(res.New) {
+		for _, m := range res.New {
+			if !slices.Contains(with, m.Contact) {
+				with = append(with, m.Contact)
+			}
+		}
+	}
+	return w.deliverUnseen(ctx, with)
+}
+
+// deliverUnseen emits the unseen incoming messages of the given contacts (nil:
+// every watched contact) and marks them seen once emitted.
+func (w *watcher) deliverUnseen(ctx context.Context, contacts []string) bool {
+	if contacts == nil {
+		all, err := w.c.Contacts()
+		if err != nil {
+			return w.emit(ctx, Event{Kind: EventStoreError, Err: err})
+		}
+		for _, ct := range all {
+			contacts = append(contacts, ct.Name)
+		}
+	}
+	for _, name := range contacts {
+		if !w.watched(name) {
+			continue
+		}
+		msgs, err := w.c.History(name, Query{UnseenOnly: true})
+		if err != nil {
+			if !w.emit(ctx, Event{Kind: EventStoreError, Contact: name, Err: err}) {
+				return false
+			}
+			continue
+		}
+		if !w.deliver(ctx, name, msgs) {
+			return false
+		}
+	}
+	return true
+}
+
+// deliver emits one contact's unseen messages, then marks those the reader
+// took as seen, in one commit (also when ctx ended half-way: what was taken
+// is not delivered again).
+func (w *watcher) deliver(ctx context.Context, contact string, msgs []Message) bool {
+	var taken []Message
+	defer func() {
+		if len(taken) == 0 {
+			return
+		}
+		if err := w.c.MarkSeen(taken); err != nil && ctx.Err() == nil {
+			w.emit(ctx, Event{Kind: EventStoreError, Contact: contact, Err: err})
+		}
+	}()
+	for _, m := range msgs {
+		if m.Dir != Incoming {
+			continue
+		}
+		if !w.emit(ctx, Event{Kind: EventMessage, Message: m, Contact: contact}) {
+			return false
+		}
+		taken = append(taken, m)
+	}
+	return true
+}
