@@ -5,12 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/deaddrop/deaddrop"
 	"github.com/deaddrop/deaddrop/sync"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 func (c *cli) chatCmd() *cobra.Command {
@@ -31,94 +35,169 @@ func (c *cli) chatCmd() *cobra.Command {
 			return c.chat(ctx, cl, a[0], every)
 		},
 	}
-	cmd.Flags().DurationVar(&every, "every", time.Second, "how often to poll for new messages")
+	cmd.Flags().DurationVar(&every, "every", time.Second, "pause between polls for new messages")
 	return cmd
 }
 
+// chat runs three things at once, so that none waits for another: receiving
+// (Client.Watch, in the background), reading typed lines, and sending them
+// (one after another, in the order typed). A typed line goes to the store at
+// once, even while a poll waits for a slow store.
 func (c *cli) chat(ctx context.Context, cl *deaddrop.Client, contact string, every time.Duration) error {
 	recent, err := cl.History(contact, deaddrop.Query{Limit: 10})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.out, "chat with %s — type a message and press Enter; /status, /quit\n", contact)
+	con, restore := c.console()
+	defer restore()
+	fmt.Fprintf(con.out, "chat with %s — type a message and press Enter; /status, /quit\n", contact)
 	for _, m := range recent {
-		fmt.Fprintln(c.out, formatMessage(m))
+		fmt.Fprintln(con.out, formatMessage(m))
 	}
-	lines := make(chan string)
-	go func() { // ends with the process; stdin cannot be interrupted
-		defer close(lines)
-		sc := bufio.NewScanner(c.in)
-		sc.Buffer(make([]byte, 64*1024), 64*1024)
-		for sc.Scan() {
-			lines <- sc.Text()
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	events := cl.Watch(watchCtx, deaddrop.WatchOptions{Every: every, Contacts: []string{contact}})
+	sends := make(chan string, 256)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for line := range sends {
+			c.chatSend(ctx, con, cl, contact, line)
 		}
 	}()
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	c.receive(ctx, cl, contact)
+	lines := con.lines()
+	defer func() { close(sends); <-sent }() // what was typed goes out before chat ends
+
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case line, ok := <-lines:
+		case ev, ok := <-events:
 			if !ok {
-				c.receive(ctx, cl, contact) // one last look before leaving
 				return nil
 			}
-			if quit := c.chatLine(ctx, cl, contact, line); quit {
+			c.showEvent(con, ev)
+		case line, ok := <-lines:
+			if !ok || c.chatCommand(con, cl, line) {
 				return nil
 			}
-		case <-tick.C:
-			c.receive(ctx, cl, contact)
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "/") {
+				sends <- line
+			}
 		}
 	}
 }
 
-// chatLine handles one typed line; it reports whether the user asked to quit.
-func (c *cli) chatLine(ctx context.Context, cl *deaddrop.Client, contact, line string) bool {
-	line = strings.TrimSpace(line)
-	switch line {
-	case "":
-		return false
+// chatCommand handles /commands; it reports whether the user asked to quit.
+func (c *cli) chatCommand(con *console, cl *deaddrop.Client, line string) (quit bool) {
+	switch strings.TrimSpace(line) {
 	case "/quit", "/exit":
 		return true
 	case "/status":
-		if err := c.printStatus(cl); err != nil {
-			fmt.Fprintf(c.err, "error: %v\n", err)
+		status := *c // the status report, written to the console
+		status.out = con.out
+		if err := status.printStatus(cl); err != nil {
+			fmt.Fprintf(con.out, "error: %v\n", err)
 		}
-		return false
-	}
-	m, err := cl.Send(ctx, contact, line)
-	switch {
-	case errors.Is(err, sync.ErrNotStored):
-		fmt.Fprintf(c.out, "  … queued: %v\n", err)
-	case err != nil:
-		fmt.Fprintf(c.err, "error: %v\n", err)
 	default:
-		fmt.Fprintf(c.out, "  ✓ stored: %s\n", short(m.Body))
+		if strings.HasPrefix(strings.TrimSpace(line), "/") {
+			fmt.Fprintf(con.out, "unknown command %q: /status, /quit\n", strings.TrimSpace(line))
+		}
 	}
 	return false
 }
 
-// receive polls once and prints new messages and receipts for contact.
-func (c *cli) receive(ctx context.Context, cl *deaddrop.Client, contact string) {
-	res, err := cl.Receive(ctx, c.progress())
-	if res != nil {
-		for _, m := range res.Read {
-			if m.Contact == contact {
-				fmt.Fprintf(c.out, "  ✓✓ read by %s: %s\n", contact, short(m.Body))
+func (c *cli) chatSend(ctx context.Context, con *console, cl *deaddrop.Client, contact, line string) {
+	m, err := cl.Send(ctx, contact, line)
+	switch {
+	case errors.Is(err, sync.ErrNotStored):
+		fmt.Fprintf(con.out, "  … queued: %v\n", err)
+	case err != nil:
+		fmt.Fprintf(con.out, "error: %v\n", err)
+	default:
+		fmt.Fprintf(con.out, "  ✓ stored: %s\n", short(m.Body))
+	}
+}
+
+func (c *cli) showEvent(con *console, ev deaddrop.Event) {
+	switch ev.Kind {
+	case deaddrop.EventMessage:
+		fmt.Fprintln(con.out, formatMessage(ev.Message))
+	case deaddrop.EventRead:
+		fmt.Fprintf(con.out, "  ✓✓ read by %s: %s\n", ev.Contact, short(ev.Message.Body))
+	case deaddrop.EventJoined:
+		fmt.Fprintf(con.out, "  %s accepted your invite\n", ev.Contact)
+	case deaddrop.EventProblem:
+		fmt.Fprintf(con.out, "warning: %v\n", ev.Err)
+	case deaddrop.EventStoreError:
+		fmt.Fprintf(con.out, "store: %v (will retry)\n", ev.Err)
+	}
+}
+
+// console is chat's input and output. On a terminal, typed text stays on its
+// own prompt line: output written meanwhile appears above it, and the line
+// being typed is redrawn below (x/term's Terminal does this). Elsewhere
+// (pipes, tests) it is plain lines in, plain lines out.
+type console struct {
+	out  io.Writer
+	read func() (string, error)
+}
+
+// lines delivers typed lines until the input ends (EOF, Ctrl-D or Ctrl-C on
+// a terminal). The goroutine ends with the process: stdin cannot be
+// interrupted.
+func (con *console) lines() <-chan string {
+	ch := make(chan string)
+	go func() {
+		defer close(ch)
+		for {
+			line, err := con.read()
+			if err != nil {
+				return
+			}
+			ch <- line
+		}
+	}()
+	return ch
+}
+
+func (c *cli) console() (*console, func()) {
+	if in, ok := c.in.(*os.File); ok && term.IsTerminal(int(in.Fd())) {
+		if out, ok := c.out.(*os.File); ok && term.IsTerminal(int(out.Fd())) {
+			if old, err := term.MakeRaw(int(in.Fd())); err == nil {
+				t := term.NewTerminal(struct {
+					io.Reader
+					io.Writer
+				}{in, out}, "> ")
+				return &console{out: t, read: t.ReadLine}, func() { term.Restore(int(in.Fd()), old) }
 			}
 		}
-		for _, p := range res.Problems {
-			fmt.Fprintf(c.err, "warning: %v\n", p)
+	}
+	sc := bufio.NewScanner(c.in)
+	sc.Buffer(make([]byte, 64*1024), 64*1024)
+	read := func() (string, error) {
+		if sc.Scan() {
+			return sc.Text(), nil
 		}
+		if sc.Err() != nil {
+			return "", sc.Err()
+		}
+		return "", io.EOF
 	}
-	if err != nil && ctx.Err() == nil {
-		fmt.Fprintf(c.err, "store: %v (will retry)\n", err)
-	}
-	if err := c.showUnseen(cl, []string{contact}); err != nil {
-		fmt.Fprintf(c.err, "error: %v\n", err)
-	}
+	return &console{out: &lockedWriter{w: c.out}, read: read}, func() {}
+}
+
+// lockedWriter serializes writes: the sender and the receiver both print.
+type lockedWriter struct {
+	mu gosync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // short abbreviates a message for receipts.
