@@ -2,6 +2,7 @@ package benchmarks
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -84,6 +85,46 @@ func pollStore(b *testing.B, name string) feed.Store {
 // n messages each) on a quiet profile, keeps me's state, and times Polls
 // from that state with the profile's delays on.
 func benchPoll(b *testing.B, store string, p profile, contacts, senders, n int) {
+	net, tr, meDir, snapshot := pollSetup(b, store, contacts, senders, n)
+	stateFile := filepath.Join(meDir, "state.db")
+	ctx := context.Background()
+	var total time.Duration
+	var st feedtest.NetworkStats
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		writeFile(b, stateFile, snapshot)
+		me, err := sync.Open(meDir, tr(), sync.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		net.RTT, net.Miss = p.rtt, p.miss
+		net.Reset()
+		b.StartTimer()
+		start := time.Now()
+		res, err := me.Poll(ctx, nil)
+		total += time.Since(start)
+		b.StopTimer()
+		st = net.Stats()
+		net.RTT, net.Miss = 0, 0
+		me.Close()
+		if err != nil || res.NewCount != senders*n {
+			b.Fatalf("poll delivered %d of %d: %v", res.NewCount, senders*n, err)
+		}
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms")
+	b.ReportMetric(float64(st.Waves), "waves")
+	b.ReportMetric(float64(st.Gets), "GETs")
+	b.ReportMetric(float64(st.Misses), "misses")
+	b.ReportMetric(float64(st.Puts), "PUTs")
+	b.ReportMetric(float64(st.MaxInFlight), "max-in-flight")
+	b.ReportMetric(0, "ns/op")
+}
+
+// pollSetup makes me with contacts contacts on a quiet profile, the first
+// senders of them having sent n messages each, and returns the network,
+// a transport maker, me's home and a snapshot of me's state file.
+func pollSetup(b *testing.B, store string, contacts, senders, n int) (*feedtest.Network, func() transport.Transport, string, []byte) {
 	ctx := context.Background()
 	net := feedtest.NewNetwork(pollStore(b, store), 0, 0)
 	tr := func() transport.Transport { return shared{transport.NewDirect(net)} }
@@ -131,38 +172,73 @@ func benchPoll(b *testing.B, store string, p profile, contacts, senders, n int) 
 			}
 		}
 	}
-	stateFile := filepath.Join(meDir, "state.db")
-	snapshot := readFile(b, stateFile)
+	return net, tr, meDir, readFile(b, filepath.Join(meDir, "state.db"))
+}
 
-	var total time.Duration
-	var st feedtest.NetworkStats
-	b.ResetTimer()
+// BenchmarkSendDuringPoll: what a chat user waits for between pressing Enter
+// and "stored" while a poll of 20 idle contacts is under way (Client.Watch
+// runs it in the background), against one raw upload on the same profile.
+// Under the network profile the poll takes about a second (one miss); the
+// send must not wait for it.
+func BenchmarkSendDuringPoll(b *testing.B) {
+	for _, p := range profiles {
+		b.Run(p.name, func(b *testing.B) { benchSendDuringPoll(b, p) })
+	}
+}
+
+func benchSendDuringPoll(b *testing.B, p profile) {
+	net, tr, meDir, snapshot := pollSetup(b, "embedded", 20, 0, 0)
+	ctx := context.Background()
+	const sends = 5
+	var send, raw time.Duration
+	var overlapped int
 	for range b.N {
-		b.StopTimer()
-		writeFile(b, stateFile, snapshot)
+		writeFile(b, filepath.Join(meDir, "state.db"), snapshot)
 		me, err := sync.Open(meDir, tr(), sync.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		net.RTT, net.Miss = p.rtt, p.miss
-		net.Reset()
-		b.StartTimer()
-		start := time.Now()
-		res, err := me.Poll(ctx, nil)
-		total += time.Since(start)
-		b.StopTimer()
-		st = net.Stats()
+		for i := range sends {
+			net.Reset()
+			polled := make(chan error, 1)
+			go func() { _, err := me.Poll(ctx, nil); polled <- err }()
+			for net.Stats().Gets == 0 { // the poll's wave is on the wire
+				time.Sleep(time.Millisecond)
+			}
+			send += timeIt(func() {
+				if _, err := me.Send(ctx, "peer0", fmt.Sprintf("typed line %d", i)); err != nil {
+					b.Fatal(err)
+				}
+			})
+			select {
+			case <-polled:
+			default:
+				overlapped++ // the poll was still running when the send returned
+				if err := <-polled; err != nil {
+					b.Fatal(err)
+				}
+			}
+			raw += timeIt(func() { rawPut(b, net) })
+		}
 		net.RTT, net.Miss = 0, 0
 		me.Close()
-		if err != nil || res.NewCount != senders*n {
-			b.Fatalf("poll delivered %d of %d: %v", res.NewCount, senders*n, err)
-		}
 	}
-	b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms")
-	b.ReportMetric(float64(st.Waves), "waves")
-	b.ReportMetric(float64(st.Gets), "GETs")
-	b.ReportMetric(float64(st.Misses), "misses")
-	b.ReportMetric(float64(st.Puts), "PUTs")
-	b.ReportMetric(float64(st.MaxInFlight), "max-in-flight")
+	runs := float64(b.N * sends)
+	b.ReportMetric(float64(send.Microseconds())/runs/1000, "send-ms")
+	b.ReportMetric(float64(raw.Microseconds())/runs/1000, "raw-put-ms")
+	b.ReportMetric(float64(send)/float64(raw), "x-raw-put")
+	b.ReportMetric(float64(overlapped)/runs, "sends-inside-poll")
 	b.ReportMetric(0, "ns/op")
+}
+
+// rawPut uploads one random chunk to a random slot.
+func rawPut(b *testing.B, s feed.Store) {
+	var slot feed.Slot
+	rand.Read(slot[:])
+	chunk := make([]byte, feed.ChunkSize)
+	rand.Read(chunk)
+	if err := s.Put(context.Background(), slot, chunk); err != nil {
+		b.Fatal(err)
+	}
 }
