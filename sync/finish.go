@@ -34,6 +34,7 @@ type finisher struct {
 	queued   uint64 // outcomes handed over so far
 	recorded uint64 // of those, how many are committed (or given up)
 	closed   bool
+	blocks   bool // a send's history block waits for the uploader
 
 	wake    chan struct{} // the recorder has outcomes to record
 	upload  chan struct{} // the uploader has blocks to put
@@ -67,7 +68,7 @@ func (a *Account) startFinisher() {
 
 // finishLater hands the outcomes of a send's puts to the recorder, and its
 // history block to the uploader.
-func (a *Account) finishLater(outcomes []putOutcome) {
+func (a *Account) finishLater(outcomes []putOutcome, withBlocks bool) {
 	f := a.fin
 	f.mu.Lock()
 	if f.closed { // Close raced a send: record it here, durably or not at all
@@ -77,6 +78,7 @@ func (a *Account) finishLater(outcomes []putOutcome) {
 	}
 	f.pending = append(f.pending, outcomes...)
 	f.queued++
+	f.blocks = f.blocks || withBlocks
 	f.mu.Unlock()
 	poke(f.wake)
 }
@@ -102,15 +104,15 @@ func (a *Account) recordLoop() {
 	f := a.fin
 	for {
 		f.mu.Lock()
-		batch, upto, closed := f.pending, f.queued, f.closed
-		f.pending = nil
+		batch, upto, closed, blocks := f.pending, f.queued, f.closed, f.blocks
+		f.pending, f.blocks = nil, false
 		f.mu.Unlock()
-		if len(batch) > 0 || upto > 0 {
-			a.recordOutcomes(batch)
-			f.mu.Lock()
-			f.recorded = upto
-			f.cond.Broadcast()
-			f.mu.Unlock()
+		a.recordOutcomes(batch)
+		f.mu.Lock()
+		f.recorded = upto
+		f.cond.Broadcast()
+		f.mu.Unlock()
+		if blocks {
 			poke(f.upload)
 		}
 		if closed {

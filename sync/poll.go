@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -270,27 +269,50 @@ func (a *Account) applyAck(tx *bolt.Tx, c *convRecord, ack uint64) ([]Message, e
 	return read, nil
 }
 
-// sendOwedAck writes an ack-only message if the conversation received
-// something that wants one and nothing we sent since carried the ack.
-func (a *Account) sendOwedAck(ctx context.Context, name string) error {
-	var out *outboxRecord
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		c, err := loadConv(tx, name)
-		if err != nil || !c.AckOwed {
+// queueOwedAcks queues, in one transaction, an ack-only message to every
+// conversation that received something wanting one that nothing we sent
+// since carried. An idle account finds none and writes nothing.
+func (a *Account) queueOwedAcks() (names []string, outs []*outboxRecord, err error) {
+	var owed []string
+	err = a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketConvs).ForEach(func(k, _ []byte) error {
+			c, err := loadConv(tx, string(k))
+			if err == nil && c.AckOwed {
+				owed = append(owed, c.Name)
+			}
 			return err
-		}
-		s, err := loadSession(c)
-		if err != nil {
-			return err
-		}
-		if out, err = a.queue(tx, c, s, KindAck, nil, nil); err != nil {
-			return err
-		}
-		return saveConv(tx, c, s)
+		})
 	})
-	if err != nil || out == nil {
-		return err
+	if err != nil || len(owed) == 0 {
+		return nil, nil, err
 	}
-	a.put(ctx, name, out) // failure: stays queued, Republish retries
-	return nil
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		names, outs = nil, nil
+		for _, name := range owed {
+			c, err := loadConv(tx, name)
+			if errors.Is(err, ErrUnknownContact) {
+				continue // dropped meanwhile (its device was removed)
+			}
+			if err != nil {
+				return err
+			}
+			if !c.AckOwed {
+				continue // a send carried it meanwhile
+			}
+			s, err := loadSession(c)
+			if err != nil {
+				return err
+			}
+			out, err := a.queue(tx, c, s, KindAck, nil, nil)
+			if err != nil {
+				return err
+			}
+			if err := saveConv(tx, c, s); err != nil {
+				return err
+			}
+			names, outs = append(names, name), append(outs, out)
+		}
+		return nil
+	})
+	return names, outs, err
 }

@@ -94,7 +94,7 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 		return Message{}, err
 	}
 	m := msg.public(contact)
-	perrs := a.putCopies(ctx, names, outs)
+	perrs := a.putCopies(ctx, names, outs, true)
 	if len(outs) == 0 {
 		return m, fmt.Errorf("%w: no session with any of %s's devices yet (a new device: it goes out when one of theirs answers, at a later 'deaddrop read')", ErrNotStored, contact)
 	}
@@ -113,7 +113,10 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 // concurrently and hands the outcomes to the finisher, which records them,
 // and uploads the history block that committed with the message, after Send
 // returned (finish.go). It returns each copy's put error.
-func (a *Account) putCopies(ctx context.Context, names []string, outs []*outboxRecord) []error {
+//
+// withBlocks asks the finisher to upload this device's unstored history
+// blocks too (Send's); Poll flushes its own.
+func (a *Account) putCopies(ctx context.Context, names []string, outs []*outboxRecord, withBlocks bool) []error {
 	perrs := make([]error, len(outs))
 	var wg gosync.WaitGroup
 	for i, out := range outs {
@@ -125,7 +128,7 @@ func (a *Account) putCopies(ctx context.Context, names []string, outs []*outboxR
 	for i, out := range outs {
 		outcomes[i] = putOutcome{names[i], out, perrs[i], now}
 	}
-	a.finishLater(outcomes)
+	a.finishLater(outcomes, withBlocks)
 	return perrs
 }
 
