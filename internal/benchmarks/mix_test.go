@@ -118,3 +118,51 @@ func closeNodes(nodes []*mix.Node) {
 		n.Close()
 	}
 }
+
+// BenchmarkMixIdlePoll: one Poll of an account with 20 idle contacts (history
+// on) through an in-process mixnet with the default Loopix parameters, on
+// the embedded store: one wave, so about one mix round trip plus a send
+// interval per GET (the client's Poisson rate bounds how fast GETs leave).
+func BenchmarkMixIdlePoll(b *testing.B) {
+	ctx := context.Background()
+	net, tr, meDir, snapshot := pollSetup(b, "embedded", 20, 0, 0)
+	p := mix.DefaultParams()
+	tn, nodes, err := mix.StartLocal(filepath.Join(b.TempDir(), "net"), 1, net, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeNodes(nodes)
+	var viaMix, direct time.Duration
+	var fetched int
+	for i := 0; i < b.N; i++ {
+		for _, viaTheMix := range []bool{true, false} {
+			writeFile(b, filepath.Join(meDir, "state.db"), snapshot)
+			t := tr()
+			if viaTheMix {
+				if t, err = mix.Dial(ctx, tn.Topology, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			me, err := sync.Open(meDir, t, sync.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			res, err := me.Poll(ctx, nil)
+			d := time.Since(start)
+			me.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if viaTheMix {
+				viaMix, fetched = viaMix+d, res.Fetched
+			} else {
+				direct += d
+			}
+		}
+	}
+	b.ReportMetric(float64(viaMix.Milliseconds())/float64(b.N), "ms-mix")
+	b.ReportMetric(float64(direct.Microseconds())/1000/float64(b.N), "ms-direct")
+	b.ReportMetric(float64(fetched), "conversation-gets")
+	b.ReportMetric(0, "ns/op")
+}
