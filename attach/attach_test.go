@@ -481,3 +481,17 @@ func TestDroppedConnection(t *testing.T) {
 		t.Fatal("wrong bytes")
 	}
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// roundTripManifest checks that m saves as data.
+func roundTripManifest(t *testing.T, s feed.BulkStore, m *attach.Manifest, data []byte) {
+	t.Helper()
+	path, err := attach.Save(context.Background(), s, m, t.TempDir(), attach.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+		t.Fatal("saved different bytes")
+	}
+}
