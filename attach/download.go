@@ -43,8 +43,9 @@ func Download(ctx context.Context, store feed.BulkStore, m *Manifest, w io.Write
 				return
 			}
 			go func() {
-				var buf bytes.Buffer
-				err := fetchSegment(ctx, store, m, id, i, &buf, opts)
+				// Sized once: a growing buffer would copy and double.
+				buf := bytes.NewBuffer(make([]byte, 0, m.segmentLen(i)))
+				err := fetchSegment(ctx, store, m, id, i, buf, opts)
 				results[i] <- segmentResult{buf.Bytes(), err}
 			}()
 		}
