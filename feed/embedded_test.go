@@ -1,7 +1,9 @@
 package feed_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -68,5 +70,33 @@ func TestEmbeddedCorruptFile(t *testing.T) {
 	}
 	if _, err := s.Get(context.Background(), feedtest.RandomSlot(t)); !errors.Is(err, feed.ErrNotFound) {
 		t.Fatalf("torn temp file visible: %v", err)
+	}
+}
+
+func TestEmbeddedBulkConformance(t *testing.T) {
+	feedtest.RunBulk(t, func(t *testing.T) feed.BulkStore {
+		s, err := feed.OpenEmbedded(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// A bulk file damaged on disk reads as ErrCorrupt, never as a clean EOF.
+func TestEmbeddedBulkDamaged(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := feed.OpenEmbedded(dir)
+	ref, err := s.PutBulk(context.Background(), bytes.NewReader(feedtest.RandomBytes(t, 5000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := hex.EncodeToString(ref)
+	path := filepath.Join(dir, "bulk", name[:2], name[2:])
+	if err := os.WriteFile(path, feedtest.RandomBytes(t, 5000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := feedtest.ReadBulk(context.Background(), s, ref); !errors.Is(err, feed.ErrCorrupt) {
+		t.Fatalf("damaged bulk file: got %v, want ErrCorrupt", err)
 	}
 }

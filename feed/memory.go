@@ -11,6 +11,7 @@ import (
 type Memory struct {
 	mu     sync.RWMutex
 	chunks map[Slot][]byte
+	bulk   map[[32]byte][]byte // see memory_bulk.go
 	closed bool
 }
 

@@ -10,3 +10,7 @@ import (
 func TestMemoryConformance(t *testing.T) {
 	feedtest.Run(t, func(t *testing.T) feed.Store { return feed.NewMemory() })
 }
+
+func TestMemoryBulkConformance(t *testing.T) {
+	feedtest.RunBulk(t, func(t *testing.T) feed.BulkStore { return feed.NewMemory() })
+}

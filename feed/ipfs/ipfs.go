@@ -31,8 +31,13 @@ type Options struct {
 	// stored with --allow-offline, which a lone or private node needs; the
 	// node still provides them to the DHT when it has peers.
 	Online bool
-	// Timeout bounds each RPC call (default 30 s).
+	// Timeout bounds each RPC call (default 30 s); bulk transfers are
+	// bounded by their context instead.
 	Timeout time.Duration
+	// FindTimeout bounds how long GetBulk looks on the network for an
+	// object the node does not hold before it reports ErrNotFound
+	// (default 30 s).
+	FindTimeout time.Duration
 }
 
 // Store talks to one Kubo node.

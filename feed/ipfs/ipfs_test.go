@@ -142,3 +142,13 @@ func TestSlowNode(t *testing.T) {
 		t.Fatalf("Get from a slow node: %v, want ErrUnavailable", err)
 	}
 }
+
+func TestBulkConformance(t *testing.T) {
+	node := devnode.StartKubo(t)
+	s, err := ipfs.Open(context.Background(), node.URL, ipfs.Options{FindTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	feedtest.RunBulk(t, func(t *testing.T) feed.BulkStore { return s })
+}

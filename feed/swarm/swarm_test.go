@@ -157,3 +157,10 @@ func TestSlowNode(t *testing.T) {
 		t.Fatalf("Get from a slow node: %v, want ErrUnavailable", err)
 	}
 }
+
+func TestBulkConformance(t *testing.T) {
+	node := devnode.StartBee(t)
+	s := open(t, node.URL)
+	t.Cleanup(func() { s.Close() })
+	feedtest.RunBulk(t, func(t *testing.T) feed.BulkStore { return s })
+}
