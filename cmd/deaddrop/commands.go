@@ -224,14 +224,6 @@ func (c *cli) showUnseen(cl *deaddrop.Client, only []string) error {
 	return nil
 }
 
-func formatMessage(m deaddrop.Message) string {
-	ts := m.Sent.Local().Format("15:04:05")
-	if m.Dir == deaddrop.Incoming {
-		return fmt.Sprintf("[%s] %s: %s", ts, m.Contact, m.Body)
-	}
-	return fmt.Sprintf("[%s] me → %s: %s  (%s)", ts, m.Contact, m.Body, m.State)
-}
-
 func (c *cli) republishCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "republish",
