@@ -75,7 +75,7 @@ func (c *cli) mixNodeCmd(role string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id, seed, err := cfg.Keys()
+			id, key, err := cfg.Keys()
 			if err != nil {
 				return err
 			}
@@ -91,10 +91,11 @@ func (c *cli) mixNodeCmd(role string) *cobra.Command {
 				}
 				defer store.Close()
 			}
-			n, err := mix.NewNode(id, seed, topo, mix.DefaultParams(), store)
+			n, err := mix.NewNode(id, key, topo, mix.DefaultParams(), store)
 			if err != nil {
 				return err
 			}
+			n.Persist(func(k mix.EpochKey) error { return cfg.SaveKey(config, k) })
 			if err := n.Listen(""); err != nil {
 				return err
 			}

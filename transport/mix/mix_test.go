@@ -169,12 +169,12 @@ func TestKeyRotation(t *testing.T) {
 	var nodes []*Node
 	for _, path := range tn.Nodes {
 		cfg, _ := LoadNodeConfig(path)
-		id, seed, _ := cfg.Keys()
+		id, key, _ := cfg.Keys()
 		var s feed.Store
 		if cfg.Layer == GatewayLayer {
 			s = store
 		}
-		n, err := NewNode(id, seed, tn.Topology, p, s)
+		n, err := NewNode(id, key, tn.Topology, p, s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,8 +204,8 @@ func TestGracePeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, _ := LoadNodeConfig(tn.Nodes[0])
-	id, seed, _ := cfg.Keys()
-	n, _ := NewNode(id, seed, tn.Topology, testParams(), nil)
+	id, key, _ := cfg.Keys()
+	n, _ := NewNode(id, key, tn.Topology, testParams(), nil)
 	info, _ := tn.Topology.node(id)
 	build := func(epoch int64) []byte {
 		h, err := makeHop(info, epoch, false, 0)

@@ -10,9 +10,6 @@ package mix
 
 import (
 	"crypto/ed25519"
-	"crypto/hkdf"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -163,15 +160,6 @@ func (t *Topology) node(id [32]byte) (NodeInfo, bool) {
 		}
 	}
 	return NodeInfo{}, false
-}
-
-// nodeKey derives a node's X25519 private key for an epoch from its secret
-// seed: keys rotate every epoch and old ones can be deleted.
-func nodeKey(seed [32]byte, epoch int64) [32]byte {
-	var e [8]byte
-	binary.BigEndian.PutUint64(e[:], uint64(epoch))
-	b, _ := hkdf.Key(sha256.New, seed[:], e[:], "deaddrop mix epoch key", 32)
-	return [32]byte(b)
 }
 
 func publicOf(priv [32]byte) [32]byte {
