@@ -77,7 +77,7 @@ bob read
 
 say "alice's first device is destroyed; her new phone restores from the recovery phrase alone"
 rm -rf "$work/alice"
-phone restore --store "$store" --device phone "$phrase"
+printf '%s\n' "$phrase" | phone restore --store "$store" --device phone
 phone history bob | tail -n 3
 for round in 1 2 3; do bob read >/dev/null; phone read >/dev/null; done
 bob send alice "welcome back, alice"

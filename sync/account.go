@@ -482,7 +482,7 @@ type PendingInvite struct {
 	Expires time.Time
 }
 
-// PendingInvites lists invites issued and not yet used.
+// PendingInvites lists invites to people issued and not yet used.
 func (a *Account) PendingInvites() ([]PendingInvite, error) {
 	var out []PendingInvite
 	err := a.db.View(func(tx *bolt.Tx) error {
@@ -490,6 +490,9 @@ func (a *Account) PendingInvites() ([]PendingInvite, error) {
 			r := new(inviteRecord)
 			if err := decodeRecord("invite", v, r); err != nil {
 				return err
+			}
+			if r.Contact != "" {
+				return nil // an invite to another device of a contact: kept by Poll, not the user's
 			}
 			out = append(out, PendingInvite{Label: r.Label, Created: r.Created, Expires: r.Expires})
 			return nil

@@ -16,9 +16,21 @@ import (
 // are single use.
 var ErrInviteUsed = errors.New("invite already accepted")
 
+// ErrInviteTaken reports an invite whose rendezvous slot already holds
+// somebody else's first message: the invite was used before, by its
+// recipient on another device or by whoever else saw it.
+var ErrInviteTaken = errors.New("this invite was already used: ask for a new one, and compare fingerprints with its sender " +
+	"(if you did not use it yourself, someone else had it)")
+
+// ErrNameInUse reports a contact name already taken by a contact or by a
+// pending invite.
+var ErrNameInUse = errors.New("name already in use")
+
 // Invite issues a single-use invite for the contact to be called label and
 // returns its text form. The invite alone lets the other side start writing;
-// Poll picks up their first message and creates the conversation.
+// Poll picks up their first message and creates the conversation. A label
+// already used by a contact or a pending invite is refused: two invites under
+// one name could not both become conversations.
 func (a *Account) Invite(label string) (string, error) {
 	if err := ValidName(label); err != nil {
 		return "", err
@@ -34,8 +46,8 @@ func (a *Account) Invite(label string) (string, error) {
 	}
 	id := inv.ID()
 	err = a.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketContacts).Get([]byte(label)) != nil || tx.Bucket(bucketConvs).Get([]byte(label)) != nil {
-			return fmt.Errorf("a contact named %q already exists", label)
+		if err := nameFree(tx, label); err != nil {
+			return err
 		}
 		rec := &inviteRecord{Pending: pb, Label: label, Created: now, Expires: inv.Expires}
 		return putRecord(tx.Bucket(bucketInvites), id[:], rec)
@@ -46,10 +58,91 @@ func (a *Account) Invite(label string) (string, error) {
 	return inv.String(), nil
 }
 
+// CancelInvite withdraws the pending invite for label: its first message, if
+// it ever comes, is no longer picked up.
+func (a *Account) CancelInvite(label string) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
+		id, _, err := pendingByLabel(tx, label)
+		if err != nil {
+			return err
+		}
+		if id == nil {
+			return fmt.Errorf("no pending invite for %q ('deaddrop invite list' shows them)", label)
+		}
+		return tx.Bucket(bucketInvites).Delete(id)
+	})
+}
+
+// pendingByLabel finds the pending invite (ours to a person, not a device
+// invite) whose conversation will be called label.
+func pendingByLabel(tx *bolt.Tx, label string) (id []byte, rec *inviteRecord, err error) {
+	c := tx.Bucket(bucketInvites).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r := new(inviteRecord)
+		if err := decodeRecord("invite", v, r); err != nil {
+			return nil, nil, err
+		}
+		if r.Contact == "" && r.Label == label {
+			return append([]byte(nil), k...), r, nil
+		}
+	}
+	return nil, nil, nil
+}
+
+// nameFree reports whether name can be given to a new contact: no contact,
+// session or pending invite has it.
+func nameFree(tx *bolt.Tx, name string) error {
+	if tx.Bucket(bucketContacts).Get([]byte(name)) != nil || tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
+		return fmt.Errorf("%w: a contact named %q already exists", ErrNameInUse, name)
+	}
+	id, _, err := pendingByLabel(tx, name)
+	if err != nil {
+		return err
+	}
+	if id != nil {
+		return fmt.Errorf("%w: an invite for %q is pending (cancel it with 'deaddrop invite cancel %s')", ErrNameInUse, name, name)
+	}
+	return nil
+}
+
+// freshName returns name if it is free, else the first free of name-2,
+// name-3, …: a person is never refused, or merged into another, because of
+// what we call them.
+func freshName(tx *bolt.Tx, name string) (string, error) {
+	err := nameFree(tx, name)
+	if !errors.Is(err, ErrNameInUse) {
+		return name, err
+	}
+	for i := 2; i < 1000; i++ {
+		suffix := fmt.Sprintf("-%d", i)
+		cand := name[:min(len(name), maxNameLen-len(suffix))] + suffix
+		err := nameFree(tx, cand)
+		if err == nil {
+			return cand, nil
+		}
+		if !errors.Is(err, ErrNameInUse) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%w: no free name like %q", ErrNameInUse, name)
+}
+
+// maxNameLen is the longest name ValidName accepts.
+const maxNameLen = 32
+
 // Accept accepts an invite and starts the conversation with the inviter, who
-// will be called name (empty: the name the invite carries). It writes the
-// first message to the invite's rendezvous slot right away; the inviter need
-// not be online.
+// will be called name (empty: the name the invite carries, or a fresh
+// variant of it, like bob-2, if a contact already has it; the returned name
+// is the one given).
+//
+// The first message goes to the invite's rendezvous slot before anything is
+// committed: the slot is written once, so finding it taken means somebody
+// used the invite first, and then nothing is kept (a conversation nobody
+// would ever read). A crash between that put and the commit costs the
+// invite, never a message. If the store cannot be reached, the conversation
+// is committed with the first message queued, as for any send; should the
+// slot turn out taken when it is republished, the dead conversation is
+// dropped then (see dropTakenInvite).
 func (a *Account) Accept(ctx context.Context, invite, name string) (string, error) {
 	inv, err := ratchet.ParseInvite(invite)
 	if err != nil {
@@ -62,28 +155,58 @@ func (a *Account) Accept(ctx context.Context, invite, name string) (string, erro
 	if inv.Inviter == a.id.Public() {
 		return "", errors.New("this is your own invite: give it to the person you want to talk to")
 	}
-	if name == "" {
+	chosen := name != ""
+	if !chosen {
 		name = inv.Name
 	}
 	if err := ValidName(name); err != nil {
 		return "", fmt.Errorf("the invite's name cannot be used as a contact name (choose one with --as): %w", err)
 	}
+	id := inv.ID()
+	if err := a.checkNotAccepted(id[:]); err != nil {
+		return "", err
+	}
+	if name, err = a.pickName(name, chosen); err != nil {
+		return "", err
+	}
+	if err := a.checkRendezvousFree(ctx, inv.Rendezvous()); err != nil {
+		return "", err
+	}
 	sess, err := ratchet.Accept(a.id, inv, a.name, now, a.opts.Rand)
 	if err != nil {
 		return "", err
 	}
-	id := inv.ID()
+	hello, err := a.sealHello(sess, now)
+	if err != nil {
+		return "", err
+	}
+	perr := a.tr.Put(ctx, hello.slot(), hello.Chunk)
+	if errors.Is(perr, feed.ErrSlotUsed) {
+		return "", ErrInviteTaken
+	}
 	var outs []*outboxRecord
 	err = a.db.Update(func(tx *bolt.Tx) error {
 		if prev := tx.Bucket(bucketAccepted).Get(id[:]); prev != nil {
 			return fmt.Errorf("%w (contact %q)", ErrInviteUsed, prev)
 		}
+		// Taken since pickName (by a concurrent join): the first message
+		// is out, so take a fresh name rather than lose the invite.
+		name, err := freshName(tx, name)
+		if err != nil {
+			return err
+		}
 		contact, err := a.newContact(tx, name, now)
 		if err != nil {
-			return fmt.Errorf("%w (choose another name with --as)", err)
+			return err
 		}
-		c := &convRecord{Name: name, Contact: name, NextSeq: 1, Created: now, InviteID: id[:], contact: contact}
-		if outs, err = a.startSession(tx, c, sess, contact, true); err != nil {
+		c := &convRecord{Name: name, Contact: name, NextSeq: 2, Created: now, InviteID: id[:], contact: contact}
+		if err := putRecord(tx.Bucket(bucketOutbox), contactKey(name, hello.Seq), hello); err != nil {
+			return err
+		}
+		if err := a.recordPut(tx, name, hello, perr, now); err != nil {
+			return err
+		}
+		if outs, err = a.startSession(tx, c, sess, contact, false); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketAccepted).Put(id[:], []byte(name))
@@ -96,6 +219,87 @@ func (a *Account) Accept(ctx context.Context, invite, name string) (string, erro
 	}
 	a.flushLog(ctx)
 	return name, nil
+}
+
+// pickName returns the name a new contact will get: name itself if the user
+// chose it (refused if in use), else name or a fresh variant of it.
+func (a *Account) pickName(name string, chosen bool) (string, error) {
+	err := a.db.View(func(tx *bolt.Tx) (err error) {
+		if chosen {
+			return nameFree(tx, name)
+		}
+		name, err = freshName(tx, name)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w (choose another name with --as)", err)
+	}
+	return name, nil
+}
+
+func (a *Account) checkNotAccepted(id []byte) error {
+	return a.db.View(func(tx *bolt.Tx) error {
+		if prev := tx.Bucket(bucketAccepted).Get(id); prev != nil {
+			return fmt.Errorf("%w (contact %q)", ErrInviteUsed, prev)
+		}
+		return nil
+	})
+}
+
+// checkRendezvousFree looks at the invite's rendezvous slot before writing
+// to it: not every store refuses different bytes in a used slot (Swarm may
+// keep either), so the put alone would not always tell. A store that cannot
+// be reached is not an error here: the put will be queued.
+func (a *Account) checkRendezvousFree(ctx context.Context, slot feed.Slot) error {
+	_, err := a.tr.Get(ctx, slot)
+	if err == nil {
+		return ErrInviteTaken
+	}
+	return nil
+}
+
+// sealHello encrypts the joiner's first message (sequence number 1, to the
+// rendezvous slot) as an outbox entry, without storing it anywhere.
+func (a *Account) sealHello(sess *ratchet.Session, now time.Time) (*outboxRecord, error) {
+	env := &envelope{Kind: KindHello, Seq: 1, Sent: now, Body: []byte(a.name)}
+	sealed, err := sess.Encrypt(env.marshal(), a.opts.Rand)
+	if err != nil {
+		return nil, err
+	}
+	return &outboxRecord{Seq: 1, Kind: KindHello, Slot: sealed.Slot[:], Chunk: sealed.Chunk, Created: now, NextTry: now}, nil
+}
+
+// dropTakenInvite forgets a session whose first message could never be
+// stored because its invite's rendezvous slot holds another joiner's: nobody
+// will ever read it. The contact goes too if nothing was written to them;
+// otherwise their history stays, without the dead session.
+func (a *Account) dropTakenInvite(tx *bolt.Tx, session string) error {
+	if err := dropSession(tx, session); err != nil {
+		return err
+	}
+	name := contactOfSession(session)
+	c, err := loadContact(tx, name)
+	if err != nil || c.NextLocal > 1 || name != session {
+		return err
+	}
+	if err := deletePrefix(tx.Bucket(bucketAnnounced), contactPrefix(name)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketContacts).Delete([]byte(name))
+}
+
+func deletePrefix(b *bolt.Bucket, p []byte) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startSession saves a new session and queues its first messages: the hello
@@ -208,32 +412,47 @@ func (a *Account) pollInvites(ctx context.Context, get fetcher, res *PollResult)
 		if r.err != nil {
 			continue // not yet used, or the store is down: try next Poll
 		}
-		name, err := a.join(ctx, list[i].id, list[i].rec, list[i].p, r.chunk)
+		rec := list[i].rec
+		name, renamed, err := a.join(ctx, list[i].id, rec, list[i].p, r.chunk)
 		if err != nil {
-			res.Problems = append(res.Problems, fmt.Errorf("invite for %s: %w", list[i].rec.Label, err))
+			res.Problems = append(res.Problems, fmt.Errorf("invite for %s: %w", rec.Label, err))
 			continue
 		}
+		res.joinedSessions = append(res.joinedSessions, name)
+		if rec.Contact != "" {
+			continue // another device of a contact we have: not news to the user
+		}
 		res.Joined = append(res.Joined, name)
+		if renamed {
+			res.Problems = append(res.Problems, fmt.Errorf("the person invited as %s is called %s: a contact named %s already existed", rec.Label, name, rec.Label))
+		}
 	}
 	return nil
 }
 
 // join turns a pending invite whose rendezvous slot holds the joiner's first
 // message into a conversation, and consumes the invite, in one transaction.
-func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *ratchet.PendingInvite, chunk []byte) (string, error) {
+// It returns the session's name, which for an invite to a person is also the
+// contact's: the invite's label, or a fresh variant of it if a contact took
+// that name meanwhile (renamed says so).
+func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *ratchet.PendingInvite, chunk []byte) (name string, renamed bool, err error) {
 	now := a.opts.Now()
 	sess, _, peerName, pt, err := ratchet.AcceptInit(a.id, p, chunk, now)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	env, err := parseEnvelope(pt)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if env.Kind != KindHello || env.Seq != 1 {
-		return "", fmt.Errorf("first message is %v #%d, want hello #1", env.Kind, env.Seq)
+		return "", false, fmt.Errorf("first message is %v #%d, want hello #1", env.Kind, env.Seq)
 	}
-	name := rec.Label
+	if err := checkWrittenInTime(env, rec); err != nil {
+		a.cancelExpired(id)
+		return "", false, err
+	}
+	name = rec.Label
 	if name == "" {
 		name = peerName
 	}
@@ -242,14 +461,22 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 		if tx.Bucket(bucketInvites).Get(id) == nil {
 			return errors.New("invite already used")
 		}
-		if tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
-			return fmt.Errorf("a contact named %q already exists", name)
+		// Our own pending invite holds the label: free it first.
+		if err := tx.Bucket(bucketInvites).Delete(id); err != nil {
+			return err
 		}
 		var contact *contactRecord
 		var err error
 		if rec.Contact == "" {
+			if name, err = freshName(tx, name); err != nil {
+				return err
+			}
+			renamed = name != rec.Label && rec.Label != ""
 			contact, err = a.newContact(tx, name, now)
 		} else {
+			if tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
+				return fmt.Errorf("a session named %q already exists", name)
+			}
 			contact, err = loadContact(tx, rec.Contact) // a device invite
 		}
 		if err != nil {
@@ -259,16 +486,38 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 		if _, _, err := a.apply(tx, c, env); err != nil {
 			return err
 		}
-		if outs, err = a.startSession(tx, c, sess, contact, false); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketInvites).Delete(id)
+		outs, err = a.startSession(tx, c, sess, contact, false)
+		return err
 	})
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	for _, out := range outs {
 		a.put(ctx, name, out) // a failure leaves it queued
 	}
-	return name, nil
+	return name, renamed, nil
+}
+
+// checkWrittenInTime refuses a first message written after its invite
+// expired. The store gives no trusted time of writing, so this is the
+// joiner's own clock, authenticated by the session: an honest joiner's
+// client refuses an expired invite before writing, so only a tampered
+// client, or a clock far off, gets here. Polling goes on for inviteGrace
+// after the expiry so that a joiner who accepted in time is not refused
+// because we were offline.
+func checkWrittenInTime(env *envelope, rec *inviteRecord) error {
+	if env.Sent.Before(rec.Expires) {
+		return nil
+	}
+	return fmt.Errorf("%w: its first message was written at %s, after the invite expired at %s; the invite is withdrawn (send a new one)",
+		ratchet.ErrInviteExpired, env.Sent.UTC().Format(time.RFC3339), rec.Expires.UTC().Format(time.RFC3339))
+}
+
+// cancelExpired withdraws an invite whose first message came too late, so
+// that it is reported once, not on every Poll.
+func (a *Account) cancelExpired(id []byte) {
+	err := a.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketInvites).Delete(id) })
+	if err != nil {
+		a.problem(fmt.Errorf("withdrawing an expired invite: %w", err))
+	}
 }

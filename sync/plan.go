@@ -118,7 +118,7 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 		}
 		// A joiner may have written more after the first message.
 		var errs []error
-		for _, name := range res.Joined {
+		for _, name := range res.joinedSessions {
 			errs = append(errs, readSession(name, res))
 		}
 		return errors.Join(errs...)
@@ -217,7 +217,7 @@ func (a *Account) catchUp(ctx context.Context, get fetcher, name string, res *Po
 		}
 		delivered += n
 		if progress != nil {
-			progress(name, delivered)
+			progress(contactOfSession(name), delivered)
 		}
 		sess = r.sess
 		window = min(max(2*window, firstWindow), a.opts.Window)

@@ -17,10 +17,12 @@ type PollResult struct {
 	Read      []Message // our messages the peer newly acknowledged
 	NewCount  int
 	ReadCount int
-	Joined    []string // contacts who used one of our invites
+	Joined    []string // contacts who used one of our invites (not devices of contacts we have)
 	Problems  []error  // chunks that did not open, malformed messages: reported, skipped
 	Fetched   int      // conversation and invite slots asked for
 	Rounds    int      // waves of GETs (round trips when the store is remote): see Poll
+
+	joinedSessions []string // every session an invite started, device sessions too: Poll reads them at once
 }
 
 // Progress is called after each catch-up round with the contact and how many

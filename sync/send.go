@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/ratchet"
 	bolt "go.etcd.io/bbolt"
 )
@@ -181,6 +182,9 @@ func (a *Account) put(ctx context.Context, contact string, out *outboxRecord) er
 	perr := a.tr.Put(ctx, out.slot(), out.Chunk)
 	now := a.opts.Now()
 	err := a.db.Update(func(tx *bolt.Tx) error { return a.recordPut(tx, contact, out, perr, now) })
+	if out.Kind == KindHello && errors.Is(perr, feed.ErrSlotUsed) {
+		perr = fmt.Errorf("%s: %w; the conversation that invite would have started is dropped", contact, ErrInviteTaken)
+	}
 	return errors.Join(perr, err)
 }
 
@@ -198,6 +202,9 @@ func (a *Account) recordPut(tx *bolt.Tx, contact string, out *outboxRecord, perr
 	}
 	rec.Attempts++
 	rec.LastPut = now
+	if rec.Kind == KindHello && errors.Is(perr, feed.ErrSlotUsed) {
+		return a.dropTakenInvite(tx, contact) // see Accept
+	}
 	if perr != nil {
 		rec.Failures++
 		rec.LastError = perr.Error()
@@ -305,6 +312,7 @@ func contactOf(key []byte) string {
 // OutboxEntry describes one unacknowledged message.
 type OutboxEntry struct {
 	Contact   string
+	Session   string // the contact's name, or contact~device for another of their devices
 	Seq       uint64
 	Kind      Kind
 	Stored    bool
@@ -323,7 +331,8 @@ func (a *Account) Outbox() ([]OutboxEntry, error) {
 			if err := decodeRecord("outbox entry", v, r); err != nil {
 				return err
 			}
-			out = append(out, OutboxEntry{contactOf(k), r.Seq, r.Kind, r.Stored, r.Attempts, r.NextTry, r.LastError})
+			session := contactOf(k)
+			out = append(out, OutboxEntry{contactOfSession(session), session, r.Seq, r.Kind, r.Stored, r.Attempts, r.NextTry, r.LastError})
 			return nil
 		})
 	})

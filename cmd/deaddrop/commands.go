@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/ratchet"
 	"github.com/deaddrop/deaddrop/sync"
 	"github.com/spf13/cobra"
 )
@@ -44,31 +45,6 @@ func (c *cli) initCmd() *cobra.Command {
 	return cmd
 }
 
-func (c *cli) inviteCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "invite <contact>",
-		Short: "Print a single-use invite for the person you will call <contact>",
-		Args:  args(1, "one argument: the name you will call the invited person"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			if err := sync.ValidName(a[0]); err != nil {
-				return usageError{err}
-			}
-			_, cl, done, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer done()
-			inv, err := cl.Invite(a[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(c.out, inv)
-			fmt.Fprintf(c.err, "give this invite to %s (single use, valid 7 days); 'deaddrop read' picks up their first message\n", a[0])
-			return nil
-		},
-	}
-}
-
 func (c *cli) acceptCmd() *cobra.Command {
 	var as string
 	cmd := &cobra.Command{
@@ -90,11 +66,15 @@ func (c *cli) acceptCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			name, err := cl.Accept(ctx, strings.TrimSpace(text), as)
+			text = strings.TrimSpace(text)
+			name, err := cl.Accept(ctx, text, as)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.out, "accepted: you can now write to %s\n", name)
+			if inv, err := ratchet.ParseInvite(text); err == nil && as == "" && name != inv.Name {
+				fmt.Fprintf(c.out, "(you already have a contact or invite called %s, so this one is called %s)\n", inv.Name, name)
+			}
 			return nil
 		},
 	}
@@ -244,14 +224,6 @@ func (c *cli) showUnseen(cl *deaddrop.Client, only []string) error {
 	return nil
 }
 
-func formatMessage(m deaddrop.Message) string {
-	ts := m.Sent.Local().Format("15:04:05")
-	if m.Dir == deaddrop.Incoming {
-		return fmt.Sprintf("[%s] %s: %s", ts, m.Contact, m.Body)
-	}
-	return fmt.Sprintf("[%s] me → %s: %s  (%s)", ts, m.Contact, m.Body, m.State)
-}
-
 func (c *cli) republishCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "republish",
@@ -349,6 +321,9 @@ func (c *cli) printStatus(cl *deaddrop.Client) error {
 		state := "stored, waiting for the peer"
 		if !e.Stored {
 			state = "not stored yet"
+		}
+		if e.Session != e.Contact {
+			state += " (a copy for another of their devices)"
 		}
 		line := fmt.Sprintf("outbox  %-12s #%d %s: %s, %d attempts, next %s", e.Contact, e.Seq, e.Kind, state, e.Attempts,
 			e.NextTry.Local().Format(time.TimeOnly))

@@ -120,7 +120,7 @@ func checkRestore(t *testing.T, alice *user, store string) {
 		t.Fatal("no recovery phrase")
 	}
 	restored := &user{t: t, home: filepath.Join(t.TempDir(), "restored"), store: store}
-	restored.ok("restore", "--store", store, m[1])
+	restored.okIn(m[1], "restore", "--store", store)
 	sentBodies := func(u *user) string {
 		var out []string
 		for _, l := range strings.Split(u.ok("history", "bob"), "\n") {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/deaddrop/deaddrop"
@@ -13,16 +11,19 @@ import (
 func (c *cli) restoreCmd() *cobra.Command {
 	var device string
 	cmd := &cobra.Command{
-		Use:   "restore <recovery phrase...>",
-		Short: "Restore your account and its whole history on this device from the recovery phrase alone ('-' reads it from standard input)",
+		Use:   "restore",
+		Short: "Restore your account and its whole history on this device from the recovery phrase alone (read from standard input)",
 		Args: func(_ *cobra.Command, a []string) error {
-			if len(a) == 0 {
-				return usageError{errors.New("expected the recovery phrase 'deaddrop init' showed, e.g. 'deaddrop restore abcde-fghij-…'")}
+			if len(a) == 1 && a[0] == "-" {
+				return nil // standard input, as always
+			}
+			if len(a) > 0 {
+				return usageError{errSecretOnCommandLine}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, a []string) error {
-			phrase, err := c.argOrStdin(strings.Join(a, " "))
+			phrase, err := c.readSecret("recovery phrase")
 			if err != nil {
 				return err
 			}

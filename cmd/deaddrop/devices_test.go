@@ -64,10 +64,10 @@ func devicesAndRestore(t *testing.T, store string) {
 		t.Fatal(err)
 	}
 	alice3 := &user{t: t, home: filepath.Join(t.TempDir(), "alice3"), store: bob.store}
-	if _, errs, c := alice3.run("restore", "--store", bob.store, "aaaaa-bbbbb"); c == 0 || !strings.Contains(errs, "recovery phrase") {
+	if _, errs, c := alice3.runIn("aaaaa-bbbbb", "restore", "--store", bob.store); c == 0 || !strings.Contains(errs, "recovery phrase") {
 		t.Fatalf("restore with a wrong phrase: exit %d, %q", c, errs)
 	}
-	expect(t, alice3.ok("restore", "--store", bob.store, "--device", "phone", phrase), "restored account alice", "4 messages")
+	expect(t, alice3.okIn(phrase+"\n", "restore", "--store", bob.store, "--device", "phone"), "restored account alice", "4 messages")
 	history := alice3.ok("history", "bob")
 	checkOrder(t, history, "one: hello bob", "two: hi alice", "three: to both", "four: from the laptop")
 	untilSessions(t, bob, "alice", 3, alice2, alice3)

@@ -61,7 +61,7 @@ func TestIPFSNetworkAcrossNodes(t *testing.T) {
 	expect(t, alice.ok("read"), "bob: still here")
 
 	restored := &user{t: t, home: filepath.Join(t.TempDir(), "alice-restored"), store: storeOf(nodes[2])}
-	expect(t, restored.ok("restore", "--store", storeOf(nodes[2]), "--device", "phone", phrase),
+	expect(t, restored.okIn(phrase, "restore", "--store", storeOf(nodes[2]), "--device", "phone"),
 		"restored account alice", "52 messages")
 	history := restored.ok("history", "bob")
 	want := make([]string, 0, 52)

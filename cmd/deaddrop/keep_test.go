@@ -69,7 +69,7 @@ func TestKeeperOutlivesTheDevice(t *testing.T) {
 
 	// Alice restores from her phrase alone, through a node she never used.
 	alice2 := &user{t: t, home: filepath.Join(t.TempDir(), "alice2"), store: bob.store}
-	expect(t, alice2.ok("restore", "--store", bob.store, m[1]), "restored account alice")
+	expect(t, alice2.okIn(m[1], "restore", "--store", bob.store), "restored account alice")
 	checkOrder(t, alice2.ok("history", "bob"), "kept 1", "kept 2", "kept 3")
 }
 

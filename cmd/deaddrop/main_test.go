@@ -65,9 +65,15 @@ func (u *user) cmd(args ...string) *exec.Cmd {
 // run runs deaddrop and returns stdout, stderr and the exit code.
 func (u *user) run(args ...string) (string, string, int) {
 	u.t.Helper()
+	return u.runIn("", args...)
+}
+
+// runIn is run with stdin as standard input.
+func (u *user) runIn(stdin string, args ...string) (string, string, int) {
+	u.t.Helper()
 	c := u.cmd(args...)
 	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
+	c.Stdin, c.Stdout, c.Stderr = strings.NewReader(stdin), &out, &errb
 	err := c.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -80,7 +86,12 @@ func (u *user) run(args ...string) (string, string, int) {
 
 func (u *user) ok(args ...string) string {
 	u.t.Helper()
-	out, errs, code := u.run(args...)
+	return u.okIn("", args...)
+}
+
+func (u *user) okIn(stdin string, args ...string) string {
+	u.t.Helper()
+	out, errs, code := u.runIn(stdin, args...)
 	if code != 0 {
 		u.t.Fatalf("deaddrop %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/signal"
 	"syscall"
 	"time"
@@ -40,6 +41,8 @@ func (c *cli) mixTestnetCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(c.out, "topology %s/topology.json (directory key %s)\n", dir, tn.Topology.DirectoryKey)
+			fmt.Fprintf(c.err, "pin the directory key: clients take --mix-directory-key %s, nodes --directory-key %s\n",
+				tn.Topology.DirectoryKey, tn.Topology.DirectoryKey)
 			for _, n := range tn.Nodes {
 				fmt.Fprintln(c.out, n)
 			}
@@ -55,6 +58,7 @@ func (c *cli) mixTestnetCmd() *cobra.Command {
 // mixNodeCmd runs a mix node or the gateway until interrupted.
 func (c *cli) mixNodeCmd(role string) *cobra.Command {
 	var config, topology, trusted string
+	var unpinned bool
 	cmd := &cobra.Command{
 		Use:   role,
 		Short: map[string]string{"node": "Run a mix node", "gateway": "Run the gateway: executes feed operations against --store"}[role],
@@ -63,7 +67,7 @@ func (c *cli) mixNodeCmd(role string) *cobra.Command {
 			if config == "" || topology == "" {
 				return usageError{errors.New("need --config and --topology")}
 			}
-			topo, err := mix.LoadTopology(topology, trusted)
+			topo, err := loadTopology(c.err, topology, trusted, unpinned, "--directory-key")
 			if err != nil {
 				return err
 			}
@@ -71,7 +75,7 @@ func (c *cli) mixNodeCmd(role string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id, seed, err := cfg.Keys()
+			id, key, err := cfg.Keys()
 			if err != nil {
 				return err
 			}
@@ -87,10 +91,11 @@ func (c *cli) mixNodeCmd(role string) *cobra.Command {
 				}
 				defer store.Close()
 			}
-			n, err := mix.NewNode(id, seed, topo, mix.DefaultParams(), store)
+			n, err := mix.NewNode(id, key, topo, mix.DefaultParams(), store)
 			if err != nil {
 				return err
 			}
+			n.Persist(func(k mix.EpochKey) error { return cfg.SaveKey(config, k) })
 			if err := n.Listen(""); err != nil {
 				return err
 			}
@@ -111,6 +116,25 @@ func (c *cli) mixNodeCmd(role string) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&config, "config", "", "the node's config (from 'deaddrop mix testnet')")
 	cmd.Flags().StringVar(&topology, "topology", "", "the signed topology file")
-	cmd.Flags().StringVar(&trusted, "directory-key", "", "require the topology to be signed by this key (hex)")
+	cmd.Flags().StringVar(&trusted, "directory-key", "", "the directory key (hex) the topology must be signed by: required")
+	cmd.Flags().BoolVar(&unpinned, "insecure-unpinned-topology", false, "accept a topology signed by whatever key it names (tests only)")
 	return cmd
+}
+
+// loadTopology loads a mix topology pinned to the directory key trusted; an
+// unpinned one only when the user asked for it by name, with a warning.
+func loadTopology(warn io.Writer, path, trusted string, unpinned bool, keyFlag string) (*mix.Topology, error) {
+	switch {
+	case trusted != "" && unpinned:
+		return nil, usageError{fmt.Errorf("%s and --insecure-unpinned-topology contradict each other", keyFlag)}
+	case trusted != "":
+		return mix.LoadTopology(path, trusted)
+	case !unpinned:
+		return nil, usageError{fmt.Errorf("mix topology %s: %w (%s <hex>, or --insecure-unpinned-topology)", path, mix.ErrUnpinned, keyFlag)}
+	}
+	topo, err := mix.LoadTopologyUnpinned(path)
+	if err == nil {
+		fmt.Fprintf(warn, "warning: mix topology %s is not pinned to a directory key (signed by %s): whoever can write it picks your route\n", path, topo.DirectoryKey)
+	}
+	return topo, err
 }

@@ -32,6 +32,7 @@ func TestMixEndToEnd(t *testing.T) {
 	netDir := filepath.Join(dir, "net")
 	run(t, "mix", "testnet", "--dir", netDir)
 	topo := filepath.Join(netDir, "topology.json")
+	key := directoryKey(t, netDir)
 	var gateway *exec.Cmd
 	for _, name := range []string{"mix-1-0", "mix-2-0", "mix-3-0", "gateway"} {
 		role := "node"
@@ -39,7 +40,7 @@ func TestMixEndToEnd(t *testing.T) {
 		if name == "gateway" {
 			role, args = "gateway", []string{"--store", "swarm:" + seen.url}
 		}
-		args = append(args, "mix", role, "--config", filepath.Join(netDir, name+".json"), "--topology", topo)
+		args = append(args, "mix", role, "--config", filepath.Join(netDir, name+".json"), "--topology", topo, "--directory-key", key)
 		cmd := daemon(t, args...)
 		if name == "gateway" {
 			gateway = cmd
@@ -54,7 +55,7 @@ func TestMixEndToEnd(t *testing.T) {
 		t.Fatalf("topology signed by another directory: exit %d, %q", code, errs)
 	}
 	withMix := func(u *user, args ...string) string {
-		return u.ok(append([]string{"--mix", topo}, args...)...)
+		return u.ok(append([]string{"--mix", topo, "--mix-directory-key", key}, args...)...)
 	}
 	inv := strings.TrimSpace(withMix(alice, "invite", "bob"))
 	withMix(bob, "accept", inv)
@@ -112,7 +113,7 @@ func daemon(t *testing.T, args ...string) *exec.Cmd {
 }
 
 func waitListening(t *testing.T, netDir string) {
-	tn, err := mix.LoadTopology(filepath.Join(netDir, "topology.json"), "")
+	tn, err := mix.LoadTopologyUnpinned(filepath.Join(netDir, "topology.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,4 +205,39 @@ func ownerOf(addr string) int {
 		}
 	}
 	return -1
+}
+
+// directoryKey is the directory key of a testnet's topology, as its
+// publisher would announce it.
+func directoryKey(t *testing.T, netDir string) string {
+	t.Helper()
+	tn, err := mix.LoadTopologyUnpinned(filepath.Join(netDir, "topology.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn.DirectoryKey
+}
+
+// A mix topology must be pinned to a directory key: unpinned, it is refused
+// before any connection, unless accepted by name for a test.
+func TestMixTopologyPinned(t *testing.T) {
+	netDir := filepath.Join(t.TempDir(), "net")
+	out := run(t, "mix", "testnet", "--dir", netDir)
+	topo := filepath.Join(netDir, "topology.json")
+	key := directoryKey(t, netDir)
+	expect(t, out, "--mix-directory-key "+key)
+	alice := newUsers(t, "", "alice")[0]
+	if _, errs, code := alice.run("--mix", topo, "status"); code != 2 || !strings.Contains(errs, "no directory key is pinned") {
+		t.Fatalf("unpinned topology: exit %d, %q", code, errs)
+	}
+	if _, errs, code := alice.run("--mix", topo, "--mix-directory-key", strings.Repeat("ab", 32), "status"); code != 1 || !strings.Contains(errs, "not the trusted directory key") {
+		t.Fatalf("topology signed by another key: exit %d, %q", code, errs)
+	}
+	node := []string{"mix", "node", "--config", filepath.Join(netDir, "mix-1-0.json"), "--topology", topo}
+	if _, errs, code := alice.run(node...); code != 2 || !strings.Contains(errs, "--directory-key") {
+		t.Fatalf("unpinned mix node: exit %d, %q", code, errs)
+	}
+	if _, errs, code := alice.run(append(node, "--directory-key", key, "--insecure-unpinned-topology")...); code != 2 || !strings.Contains(errs, "contradict") {
+		t.Fatalf("both flags: exit %d, %q", code, errs)
+	}
 }

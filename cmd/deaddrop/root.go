@@ -24,6 +24,7 @@ type cli struct {
 	window    int
 	mix       string
 	mixKey    string
+	unpinned  bool // --insecure-unpinned-topology
 	noHistory bool
 }
 
@@ -44,7 +45,8 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	pf.StringVar(&c.store, "store", "", "store: embedded:<dir>, swarm:<Bee API URL> or ipfs:<Kubo RPC URL> (default: the account's)")
 	pf.IntVar(&c.window, "window", 0, "catch-up window: slots fetched in parallel (default 64)")
 	pf.StringVar(&c.mix, "mix", "", "route every store operation through the mix network of this topology file")
-	pf.StringVar(&c.mixKey, "mix-directory-key", "", "require the mix topology to be signed by this directory key (hex)")
+	pf.StringVar(&c.mixKey, "mix-directory-key", "", "the directory key (hex) the mix topology must be signed by: required with --mix")
+	pf.BoolVar(&c.unpinned, "insecure-unpinned-topology", false, "accept a mix topology signed by whatever key it names (tests only: whoever can write the file picks your route)")
 	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.readCmd(),
 		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd(), c.restoreCmd(), c.deviceCmd(), c.mixCmd(),
 		c.keepCmd(), c.keeperCmd(), c.postageCmd())
@@ -73,7 +75,7 @@ func (c *cli) open(ctx context.Context) (*deaddrop.Client, error) {
 	}
 	cfg := c.config()
 	if c.mix != "" {
-		topo, err := mix.LoadTopology(c.mix, c.mixKey)
+		topo, err := loadTopology(c.err, c.mix, c.mixKey, c.unpinned, "--mix-directory-key")
 		if err != nil {
 			return nil, err
 		}

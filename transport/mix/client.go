@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -51,7 +50,7 @@ func Dial(ctx context.Context, topo *Topology, params Params) (*Client, error) {
 	rand.Read(c.id[:])
 	entries := topo.layer(1)
 	var err error
-	for _, i := range mrand.Perm(len(entries)) {
+	for _, i := range csprng.Perm(len(entries)) {
 		var nc net.Conn
 		d := net.Dialer{Timeout: 3 * time.Second}
 		if nc, err = d.DialContext(ctx, "tcp", entries[i].Addr); err != nil {
@@ -223,7 +222,7 @@ func pickNode(nodes []NodeInfo, avoid map[string]bool) NodeInfo {
 	if len(ok) == 0 {
 		ok = nodes // every node failed once: try them all again
 	}
-	return ok[mrand.IntN(len(ok))]
+	return ok[csprng.IntN(len(ok))]
 }
 
 // hop makes a path hop for a node, with an exponential delay for a mix.

@@ -3,6 +3,7 @@ package mix
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"path/filepath"
@@ -129,9 +130,29 @@ func TestTopologySignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	key := tn.Topology.DirectoryKey
+	if err := tn.Topology.Verify(key); err != nil {
+		t.Fatalf("pinned: %v", err)
+	}
+	if err := tn.Topology.Verify(""); !errors.Is(err, ErrUnpinned) {
+		t.Fatalf("unpinned topology accepted: %v", err)
+	}
 	tn.Topology.Nodes[0].Addr = "127.0.0.1:1"
-	if err := tn.Topology.Verify(""); !errors.Is(err, ErrTopology) {
+	if err := tn.Topology.Verify(key); !errors.Is(err, ErrTopology) {
 		t.Fatalf("altered topology: %v", err)
+	}
+	if err := tn.Topology.VerifyUnpinned(); !errors.Is(err, ErrTopology) {
+		t.Fatalf("altered topology, unpinned: %v", err)
+	}
+	// Whoever can write the file can sign it with a key of their own:
+	// only the pinned key tells.
+	_, other, _ := ed25519.GenerateKey(nil)
+	tn.Topology.Sign(other)
+	if err := tn.Topology.VerifyUnpinned(); err != nil {
+		t.Fatalf("re-signed topology, unpinned: %v", err)
+	}
+	if err := tn.Topology.Verify(key); !errors.Is(err, ErrTopology) {
+		t.Fatalf("topology re-signed by another key passed the pinned key: %v", err)
 	}
 }
 
@@ -148,12 +169,12 @@ func TestKeyRotation(t *testing.T) {
 	var nodes []*Node
 	for _, path := range tn.Nodes {
 		cfg, _ := LoadNodeConfig(path)
-		id, seed, _ := cfg.Keys()
+		id, key, _ := cfg.Keys()
 		var s feed.Store
 		if cfg.Layer == GatewayLayer {
 			s = store
 		}
-		n, err := NewNode(id, seed, tn.Topology, p, s)
+		n, err := NewNode(id, key, tn.Topology, p, s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,8 +204,8 @@ func TestGracePeriod(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, _ := LoadNodeConfig(tn.Nodes[0])
-	id, seed, _ := cfg.Keys()
-	n, _ := NewNode(id, seed, tn.Topology, testParams(), nil)
+	id, key, _ := cfg.Keys()
+	n, _ := NewNode(id, key, tn.Topology, testParams(), nil)
 	info, _ := tn.Topology.node(id)
 	build := func(epoch int64) []byte {
 		h, err := makeHop(info, epoch, false, 0)

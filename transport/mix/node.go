@@ -34,7 +34,7 @@ type Node struct {
 	ID     [32]byte
 	Layer  int
 	Stats  Stats
-	seed   [32]byte
+	keys   *keyRing
 	topo   *Topology
 	params Params
 	store  feed.Store // the gateway's
@@ -69,8 +69,10 @@ func (c *conn) write(b ...[]byte) error {
 	return c.w.Flush()
 }
 
-// NewNode prepares a node; store is required for the gateway.
-func NewNode(id, seed [32]byte, topo *Topology, params Params, store feed.Store) (*Node, error) {
+// NewNode prepares a node whose oldest epoch key is key; store is required
+// for the gateway. Set Persist before Listen to keep the node's config file
+// in step as its keys advance.
+func NewNode(id [32]byte, key EpochKey, topo *Topology, params Params, store feed.Store) (*Node, error) {
 	info, ok := topo.node(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: node %x is not in the topology", ErrTopology, id[:4])
@@ -78,9 +80,39 @@ func NewNode(id, seed [32]byte, topo *Topology, params Params, store feed.Store)
 	if info.Layer == GatewayLayer && store == nil {
 		return nil, errors.New("mix: a gateway needs a store")
 	}
-	return &Node{ID: id, Layer: info.Layer, seed: seed, topo: topo, params: params, store: store,
+	if pub, err := info.key(key.Epoch); err == nil && pub != publicOf(key.private()) {
+		return nil, fmt.Errorf("%w: node %x's key for epoch %d is not the one the topology publishes", ErrTopology, id[:4], key.Epoch)
+	}
+	return &Node{ID: id, Layer: info.Layer, keys: &keyRing{oldest: key}, topo: topo, params: params, store: store,
 		logf: log.Printf, clients: map[[32]byte]*conn{}, peers: map[[32]byte]*conn{},
 		replay: map[int64]map[[32]byte]struct{}{}, closed: make(chan struct{})}, nil
+}
+
+// Persist is called with the node's oldest epoch key each time older ones
+// are erased: it should replace the key on disk (NodeConfig.SaveKey).
+func (n *Node) Persist(save func(EpochKey) error) { n.keys.persist = save }
+
+// rotate erases the keys of epochs no longer served; Listen runs it a few
+// times an epoch, and unwrap before each packet.
+func (n *Node) rotate(now time.Time) {
+	if err := n.keys.advance(n.topo, now); err != nil {
+		n.logf("mix node %x: saving the epoch key: %v (an older key stays on disk)", n.ID[:4], err)
+	}
+}
+
+func (n *Node) rotations() {
+	defer n.wg.Done()
+	every := max(min(n.topo.Grace, n.topo.EpochDuration)/4, 100*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.closed:
+			return
+		case now := <-t.C:
+			n.rotate(now)
+		}
+	}
 }
 
 // Listen starts serving on the node's topology address (or addr if set).
@@ -94,8 +126,10 @@ func (n *Node) Listen(addr string) error {
 		return err
 	}
 	n.ln = ln
-	n.wg.Add(1)
+	n.rotate(time.Now())
+	n.wg.Add(2)
 	go n.accept()
+	go n.rotations()
 	if n.Layer != GatewayLayer && n.params.MixLoopInterval > 0 {
 		n.wg.Add(1)
 		go n.loops()
@@ -212,11 +246,12 @@ func (n *Node) process(pkt []byte) {
 
 func (n *Node) unwrap(pkt []byte) (*sphinx.Unwrapped, int64, error) {
 	now := time.Now()
+	n.rotate(now)
 	epoch := n.topo.Epoch(now)
-	u, err := sphinx.Unwrap(nodeKey(n.seed, epoch), pkt)
-	if errors.Is(err, sphinx.ErrMAC) && now.Sub(n.topo.Epoch0.Add(time.Duration(epoch)*n.topo.EpochDuration)) < n.topo.Grace {
+	u, err := n.unwrapWith(epoch, pkt)
+	if errors.Is(err, sphinx.ErrMAC) && inGrace(n.topo, now) {
 		epoch--
-		u, err = sphinx.Unwrap(nodeKey(n.seed, epoch), pkt)
+		u, err = n.unwrapWith(epoch, pkt)
 	}
 	switch {
 	case errors.Is(err, sphinx.ErrMAC):
@@ -225,6 +260,15 @@ func (n *Node) unwrap(pkt []byte) (*sphinx.Unwrapped, int64, error) {
 		n.Stats.Malformed.Add(1)
 	}
 	return u, epoch, err
+}
+
+func (n *Node) unwrapWith(epoch int64, pkt []byte) (*sphinx.Unwrapped, error) {
+	key, ok := n.keys.private(epoch)
+	if !ok {
+		return nil, fmt.Errorf("%w: the key of epoch %d is erased", sphinx.ErrMAC, epoch)
+	}
+	defer clear(key[:])
+	return sphinx.Unwrap(key, pkt)
 }
 
 // fresh records a replay tag under the key's epoch (after the MAC check)

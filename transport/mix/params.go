@@ -1,7 +1,6 @@
 package mix
 
 import (
-	"math/rand/v2"
 	"time"
 )
 
@@ -54,5 +53,5 @@ func exp(mean time.Duration) time.Duration {
 	if mean <= 0 {
 		return 0
 	}
-	return time.Duration(rand.ExpFloat64() * float64(mean))
+	return time.Duration(csprng.ExpFloat64() * float64(mean))
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,24 +15,33 @@ import (
 	"github.com/deaddrop/deaddrop/feed"
 )
 
-// NodeConfig is a node's private configuration file.
+// NodeConfig is a node's private configuration file. It holds the chain key
+// of the oldest epoch the node still serves, replaced as epochs pass (see
+// epochkeys.go), so that the file never opens an earlier epoch's packets.
 type NodeConfig struct {
 	ID    string `json:"id"`
-	Seed  string `json:"seed"` // hex; the epoch keys derive from it
+	Key   string `json:"key"`   // hex: the epoch chain key
+	Epoch int64  `json:"epoch"` // the epoch Key is for
 	Layer int    `json:"layer"`
 	Addr  string `json:"addr"`
+	// Seed is what configs of older versions held instead of Key: every
+	// epoch's key derived from it. Refused: regenerate the network.
+	Seed string `json:"seed,omitempty"`
 }
 
-// Keys returns the node's ID and seed.
-func (c *NodeConfig) Keys() (id, seed [32]byte, err error) {
+// Keys returns the node's ID and oldest epoch key.
+func (c *NodeConfig) Keys() (id [32]byte, key EpochKey, err error) {
+	if c.Seed != "" {
+		return id, key, errors.New("mix: node config holds a long-term seed (an older version's, which opens every epoch's packets): generate the network again")
+	}
 	if id, err = decodeID(c.ID); err != nil {
 		return
 	}
-	s, err := hex.DecodeString(c.Seed)
-	if err != nil || len(s) != 32 {
-		return id, seed, fmt.Errorf("mix: node config: bad seed")
+	k, err := hex.DecodeString(c.Key)
+	if err != nil || len(k) != 32 {
+		return id, key, errors.New("mix: node config: bad key")
 	}
-	return id, [32]byte(s), nil
+	return id, EpochKey{c.Epoch, [32]byte(k)}, nil
 }
 
 // LoadNodeConfig reads a node's configuration.
@@ -45,6 +55,38 @@ func LoadNodeConfig(path string) (*NodeConfig, error) {
 		return nil, fmt.Errorf("mix: node config %s: %v", path, err)
 	}
 	return c, nil
+}
+
+// SaveKey replaces the key in the config file at path by k: a new file
+// written and synced beside it, then renamed over it, so that the old key
+// is gone from the directory once this returns and a crash leaves one of
+// the two whole. (A file system that keeps old blocks, or a backup, may
+// still hold it: keep node configs off those.)
+func (c *NodeConfig) SaveKey(path string, k EpochKey) error {
+	c.Key, c.Epoch = hex.EncodeToString(k.Key[:]), k.Epoch
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // Testnet describes a generated local network.
@@ -66,20 +108,21 @@ func GenerateTestnet(dir string, perLayer int, epochDuration, grace time.Duratio
 	topo := &Topology{Epoch0: time.Now().Truncate(time.Second), EpochDuration: epochDuration, Grace: grace}
 	net := &Testnet{Dir: dir, Topology: topo}
 	add := func(name string, layer int) error {
-		var id, seed [32]byte
+		var id [32]byte
 		rand.Read(id[:])
-		rand.Read(seed[:])
+		first := EpochKey{Epoch: 0}
+		rand.Read(first.Key[:])
 		addr, err := freeAddr()
 		if err != nil {
 			return err
 		}
 		info := NodeInfo{ID: hex.EncodeToString(id[:]), Layer: layer, Addr: addr, Keys: map[int64]string{}}
-		for e := int64(0); e < int64(epochs); e++ {
-			pub := publicOf(nodeKey(seed, e))
-			info.Keys[e] = hex.EncodeToString(pub[:])
+		for k := first; k.Epoch < int64(epochs); k = k.next() {
+			pub := publicOf(k.private())
+			info.Keys[k.Epoch] = hex.EncodeToString(pub[:])
 		}
 		topo.Nodes = append(topo.Nodes, info)
-		cfg := NodeConfig{ID: info.ID, Seed: hex.EncodeToString(seed[:]), Layer: layer, Addr: addr}
+		cfg := NodeConfig{ID: info.ID, Key: hex.EncodeToString(first.Key[:]), Layer: layer, Addr: addr}
 		path := filepath.Join(dir, name+".json")
 		net.Nodes = append(net.Nodes, path)
 		return writeJSON(path, cfg, 0o600)
@@ -138,13 +181,14 @@ func StartLocal(dir string, perLayer int, store feed.Store, p Params) (*Testnet,
 			closeAll()
 			return nil, nil, err
 		}
-		id, seed, _ := cfg.Keys()
+		id, key, _ := cfg.Keys()
 		var s feed.Store
 		if cfg.Layer == GatewayLayer {
 			s = store
 		}
-		n, err := NewNode(id, seed, tn.Topology, p, s)
+		n, err := NewNode(id, key, tn.Topology, p, s)
 		if err == nil {
+			n.Persist(func(k EpochKey) error { return cfg.SaveKey(path, k) })
 			err = n.Listen("")
 		}
 		if err != nil {

@@ -10,14 +10,12 @@ package mix
 
 import (
 	"crypto/ed25519"
-	"crypto/hkdf"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"crypto/ecdh"
@@ -69,9 +67,35 @@ func (t *Topology) Sign(key ed25519.PrivateKey) {
 // ErrTopology reports a topology that cannot be used.
 var ErrTopology = errors.New("mix: bad topology")
 
-// LoadTopology reads and verifies a topology file. If trusted is not empty,
-// the directory key must be it.
+// ErrUnpinned reports a topology checked against no pinned directory key.
+// The signature alone proves nothing: whoever wrote the file signed it with
+// the key in the same file, and a topology of their nodes routes every
+// packet through them.
+var ErrUnpinned = errors.New("no directory key is pinned: give the key the topology's publisher announced " +
+	"('deaddrop mix testnet' prints it), or accept an unpinned topology only for tests")
+
+// LoadTopology reads a topology file and verifies it against the pinned
+// directory key trusted (hex).
 func LoadTopology(path, trusted string) (*Topology, error) {
+	t, err := readTopology(path)
+	if err != nil {
+		return nil, err
+	}
+	return t, t.Verify(trusted)
+}
+
+// LoadTopologyUnpinned reads a topology file and checks only that it is
+// signed by the key it names: for tests and local testnets, never for a
+// network others run.
+func LoadTopologyUnpinned(path string) (*Topology, error) {
+	t, err := readTopology(path)
+	if err != nil {
+		return nil, err
+	}
+	return t, t.verify("")
+}
+
+func readTopology(path string) (*Topology, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -80,11 +104,24 @@ func LoadTopology(path, trusted string) (*Topology, error) {
 	if err := json.Unmarshal(data, t); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrTopology, path, err)
 	}
-	return t, t.Verify(trusted)
+	return t, nil
 }
 
-// Verify checks the signature and the structure.
+// Verify checks the signature, that it is by the pinned directory key
+// trusted (hex), and the structure.
 func (t *Topology) Verify(trusted string) error {
+	trusted = strings.ToLower(strings.TrimSpace(trusted))
+	if trusted == "" {
+		return fmt.Errorf("%w: %w", ErrTopology, ErrUnpinned)
+	}
+	return t.verify(trusted)
+}
+
+// VerifyUnpinned checks the signature against the key the topology names,
+// and the structure: see LoadTopologyUnpinned.
+func (t *Topology) VerifyUnpinned() error { return t.verify("") }
+
+func (t *Topology) verify(trusted string) error {
 	pub, err := hex.DecodeString(t.DirectoryKey)
 	sig, err2 := hex.DecodeString(t.Signature)
 	if err != nil || err2 != nil || len(pub) != ed25519.PublicKeySize ||
@@ -123,15 +160,6 @@ func (t *Topology) node(id [32]byte) (NodeInfo, bool) {
 		}
 	}
 	return NodeInfo{}, false
-}
-
-// nodeKey derives a node's X25519 private key for an epoch from its secret
-// seed: keys rotate every epoch and old ones can be deleted.
-func nodeKey(seed [32]byte, epoch int64) [32]byte {
-	var e [8]byte
-	binary.BigEndian.PutUint64(e[:], uint64(epoch))
-	b, _ := hkdf.Key(sha256.New, seed[:], e[:], "deaddrop mix epoch key", 32)
-	return [32]byte(b)
 }
 
 func publicOf(priv [32]byte) [32]byte {
