@@ -127,7 +127,7 @@ func (c *cli) showEvent(con *console, ev deaddrop.Event) {
 	case deaddrop.EventRead:
 		fmt.Fprintf(con.out, "  ✓✓ read by %s: %s\n", ev.Contact, short(ev.Message.Body))
 	case deaddrop.EventJoined:
-		fmt.Fprintf(con.out, "  %s accepted your invite\n", ev.Contact)
+		fmt.Fprintf(con.out, "  %s accepted your invite\n", terminalSafe(ev.Contact))
 	case deaddrop.EventProblem:
 		fmt.Fprintf(con.out, "warning: %v\n", ev.Err)
 	case deaddrop.EventStoreError:
@@ -200,8 +200,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// short abbreviates a message for receipts.
+// short abbreviates a message for receipts, terminal-safe (format.go).
 func short(s string) string {
+	s = terminalSafe(s)
 	if r := []rune(s); len(r) > 40 {
 		return string(r[:39]) + "…"
 	}
