@@ -27,12 +27,9 @@ import (
 const (
 	// firstWindow is the window of a conversation's second round: its first
 	// round probes one slot per chain (an idle conversation costs two GETs
-	// per session), and a hit there means more is likely. The window then
-	// doubles each round that found something, up to Options.Window, like
-	// TCP slow start. (Quadrupling, 1, 8, 32, 64, saves two waves on a
-	// catch-up of 1,000 but costs a window of misses past the end of every
-	// burst of a few dozen: 20 contacts × 50 messages took 2.4× as long
-	// behind the network profile, their misses queueing behind MaxInFlight.)
+	// per session), and a hit there means more is likely. After it the
+	// window doubles, or jumps to the full window when the round's lookahead
+	// probe saw that much waiting (see lookahead).
 	firstWindow = 8
 	// nextChainProbe is how many slots of the peer's next chain (the one it
 	// starts when it ratchets) a round probes: 2, so that one message lost
@@ -157,10 +154,19 @@ func (a *Account) writeAfterPoll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
+	// Everything is sealed and committed first, so that all the puts leave
+	// together: one round trip, not one per kind of write.
+	if err := a.packLog(); err != nil {
+		return err
+	}
+	indexes, chunks, err := a.ownBlocks(false)
+	if err != nil {
+		return err
+	}
 	var dirErr, logErr error
 	var wg gosync.WaitGroup
 	wg.Go(func() { dirErr = a.flushDirectory(ctx) })
-	wg.Go(func() { logErr = a.flushLog(ctx) })
+	wg.Go(func() { logErr = a.putBlocks(ctx, indexes, chunks) })
 	a.putCopies(ctx, names, outs, false) // a failed ack stays queued: Republish retries it
 	wg.Wait()
 	return errors.Join(dirErr, logErr)
@@ -188,12 +194,18 @@ func (a *Account) catchUp(ctx context.Context, get fetcher, name string, res *Po
 		if len(targets) == 0 {
 			return nil
 		}
-		slots := make([]feed.Slot, len(targets))
+		slots := make([]feed.Slot, len(targets), len(targets)+1)
 		for i, t := range targets {
 			slots[i] = t.Slot
 		}
+		ahead, probing := lookahead(sess, window, a.opts.Window, round)
+		if probing {
+			slots = append(slots, ahead)
+		}
 		res.Fetched += len(slots)
 		results := get(ctx, slots)
+		aheadFound := probing && results[len(targets)].err == nil
+		results = results[:len(targets)]
 		found, err := splitFetched(results)
 		if err != nil {
 			return err
@@ -220,8 +232,41 @@ func (a *Account) catchUp(ctx context.Context, get fetcher, name string, res *Po
 			progress(contactOfSession(name), delivered)
 		}
 		sess = r.sess
-		window = min(max(2*window, firstWindow), a.opts.Window)
+		window = nextWindow(window, a.opts.Window, aheadFound)
 	}
+}
+
+// lookahead returns the slot a round probes beside its window to size the
+// next one: the last slot of a full window (Options.Window) right after this
+// round's. If it holds a message, at least a full window more is waiting and
+// the next round fetches the whole window (no misses wasted); if not, the
+// window only doubles. So a long catch-up reaches the full window after the
+// 8-slot round (1, 8, 64, 64, …: ⌈N/W⌉ + 2 waves of GETs), while a burst of a
+// few dozen messages grows 1, 8, 16, 32 and costs few misses past its end,
+// plus this one GET a round. The probe's chunk is not applied (it is out of
+// order): a later window fetches its slot again, in order. The first round
+// has none: an idle session costs only its two probes.
+func lookahead(sess *ratchet.Session, window, full, round int) (feed.Slot, bool) {
+	if round == 0 || window >= full {
+		return feed.Slot{}, false
+	}
+	var last feed.Slot
+	found := false
+	for _, t := range sess.PollTargets(window + full) {
+		if t.Kind == ratchet.Current {
+			last, found = t.Slot, true
+		}
+	}
+	return last, found
+}
+
+// nextWindow is the window of the round after one of the given window that
+// found messages; aheadFound says whether its lookahead probe found one.
+func nextWindow(window, full int, aheadFound bool) int {
+	if aheadFound {
+		return full
+	}
+	return min(max(2*window, firstWindow), full)
 }
 
 // pollTargets is what a session polls in a round: window slots of its

@@ -200,3 +200,34 @@ func TestSkippedKeysCappedAndExpire(t *testing.T) {
 		t.Fatalf("after the keys expired: %d GETs, idle was %d and with the skipped keys %d", g, idle, gap)
 	}
 }
+
+// A long catch-up reaches the full window after its 8-slot round (the
+// lookahead probe saw a full window waiting), so 1,000 messages from one
+// contact cost ⌈N/W⌉ + 3 waves, the acks' and history blocks' PUTs included;
+// a burst of 50 still grows 1, 8, 16, 32 and wastes few GETs past its end.
+func TestCatchUpWaves(t *testing.T) {
+	const window = 64
+	for _, tc := range []struct{ n, maxWaves, maxMisses int }{
+		{1000, (1000+window-1)/window + 3, window + 4}, // the last window overshoots
+		{50, 6, 16},
+	} {
+		t.Run(fmt.Sprint("N=", tc.n), func(t *testing.T) {
+			s := newStar(t, 1)
+			for k := range tc.n {
+				send(t, s.peers[0], "me", fmt.Sprint(k))
+			}
+			s.peers[0].Close() // its history blocks are out: none of its puts is counted
+			res, st := s.measure(t, s.me)
+			t.Logf("catch-up of %d: %d waves, %d GETs (%d misses), %d PUTs", tc.n, st.Waves, st.Gets, st.Misses, st.Puts)
+			if res.NewCount != tc.n {
+				t.Fatalf("got %d of %d messages", res.NewCount, tc.n)
+			}
+			if st.Waves > tc.maxWaves {
+				t.Errorf("catch-up of %d took %d waves, want ≤ %d", tc.n, st.Waves, tc.maxWaves)
+			}
+			if st.Misses > tc.maxMisses {
+				t.Errorf("catch-up of %d missed %d GETs, want ≤ %d", tc.n, st.Misses, tc.maxMisses)
+			}
+		})
+	}
+}
