@@ -10,23 +10,24 @@ import (
 
 // What a send does after the user stopped waiting.
 //
-// Send returns once the message is durable (its outbox entry committed with
-// the message and its history block) and the store has answered the put of
-// its chunk: one commit and one upload. Two things remain, and run here, in
-// the background and batched over every send that finished meanwhile:
+// Send returns once the message is durable (its outbox entry, the message
+// and its staged history entry committed in one transaction) and the store
+// has answered the put of its chunk: one commit and one upload. The rest runs
+// here, in the background, batched over every send that finished meanwhile:
 //
 //   - recording each put's outcome (so that Republish waits before putting a
-//     stored message again, and the message's state reads Stored), in one
-//     commit for the whole batch;
-//   - uploading the history blocks that committed with the messages, in one
-//     wave, and recording which ones the store accepted.
+//     stored message again, and the message's state reads Stored), and
+//     sealing the staged history entries into blocks, in one commit for the
+//     whole batch;
+//   - uploading those blocks, in one wave, and recording which ones the
+//     store accepted.
 //
 // A crash before either loses nothing: the outbox entry still says "not
-// stored" and the next Republish puts the same bytes again, and an unstored
-// block stays in its index until the next flush puts it. Reads of the local
-// state (History, Contacts, Outbox, Republish) first wait for the outcomes
-// recorded so far (settle): what Send returned is what they show. They never
-// wait for block uploads.
+// stored" and the next Republish puts the same bytes again; a staged entry
+// is packed by the next flush, and an unstored block stays in its index until
+// a flush puts it. Reads of the local state (History, Contacts, Outbox,
+// Republish) first wait for the outcomes recorded so far (settle): what Send
+// returned is what they show. They never wait for block uploads.
 type finisher struct {
 	mu       gosync.Mutex
 	cond     *gosync.Cond // signalled when recorded moves
@@ -73,7 +74,7 @@ func (a *Account) finishLater(outcomes []putOutcome, withBlocks bool) {
 	f.mu.Lock()
 	if f.closed { // Close raced a send: record it here, durably or not at all
 		f.mu.Unlock()
-		a.recordOutcomes(outcomes)
+		a.recordOutcomes(outcomes, withBlocks)
 		return
 	}
 	f.pending = append(f.pending, outcomes...)
@@ -107,7 +108,7 @@ func (a *Account) recordLoop() {
 		batch, upto, closed, blocks := f.pending, f.queued, f.closed, f.blocks
 		f.pending, f.blocks = nil, false
 		f.mu.Unlock()
-		a.recordOutcomes(batch)
+		a.recordOutcomes(batch, blocks)
 		f.mu.Lock()
 		f.recorded = upto
 		f.cond.Broadcast()
@@ -123,11 +124,13 @@ func (a *Account) recordLoop() {
 	}
 }
 
-// recordOutcomes commits a batch of put outcomes in one transaction. A
-// failure to commit is not reported to anyone waiting: the entries keep
-// saying "not stored", and Republish puts them again.
-func (a *Account) recordOutcomes(batch []putOutcome) {
-	if len(batch) == 0 {
+// recordOutcomes commits a batch of put outcomes in one transaction and,
+// with pack, seals the history entries the sends staged into blocks in the
+// same commit. A failure to commit is not reported to anyone waiting: the
+// entries keep saying "not stored" (Republish puts them again), and staged
+// entries stay staged (the next flush packs them).
+func (a *Account) recordOutcomes(batch []putOutcome, pack bool) {
+	if len(batch) == 0 && !pack {
 		return
 	}
 	a.db.Update(func(tx *bolt.Tx) error {
@@ -135,6 +138,9 @@ func (a *Account) recordOutcomes(batch []putOutcome) {
 			if err := a.recordPut(tx, o.contact, o.out, o.err, o.at); err != nil {
 				return err
 			}
+		}
+		if pack {
+			return a.packStaged(tx)
 		}
 		return nil
 	})
