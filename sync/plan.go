@@ -1,7 +1,9 @@
 package sync
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -180,7 +182,7 @@ func (a *Account) writeAfterPoll(ctx context.Context) error {
 // It fetches no slot twice per call and nothing in a chain past a slot found
 // empty.
 func (a *Account) catchUp(ctx context.Context, get fetcher, name string, res *PollResult, progress Progress) error {
-	sess, err := a.tendSkipped(name)
+	sess, err := a.tendSkipped(name, res)
 	if err != nil {
 		return err
 	}
@@ -302,7 +304,7 @@ func pollTargets(s *ratchet.Session, window int, withSkipped bool) []ratchet.Tar
 // recording when each of its skipped keys was first seen and dropping those
 // older than SkippedKeyTTL. It writes only when something changed: an idle
 // conversation costs one read transaction.
-func (a *Account) tendSkipped(name string) (*ratchet.Session, error) {
+func (a *Account) tendSkipped(name string, res *PollResult) (*ratchet.Session, error) {
 	var sess *ratchet.Session
 	changed := false
 	err := a.db.View(func(tx *bolt.Tx) error {
@@ -330,9 +332,54 @@ func (a *Account) tendSkipped(name string) (*ratchet.Session, error) {
 		if !a.expireSkipped(c, sess) {
 			return nil
 		}
+		released, err := a.releaseLostGap(tx, c, sess)
+		if err != nil {
+			return err
+		}
+		res.New = keepLast(res.New, released)
+		res.NewCount += len(released)
 		return saveConv(tx, c, sess)
 	})
 	return sess, err
+}
+
+// releaseLostGap delivers the messages held behind a gap that can no longer
+// fill. Messages are delivered in seq order, so one that arrives after a gap
+// waits for the missing one; the missing one can only come from a slot whose
+// key is cached as skipped. Once the session has no skipped key left (they
+// expired after SkippedKeyTTL), nothing can fill the gap: the messages after
+// it are delivered, and the loss is reported, rather than holding them (and
+// everything after them) for ever.
+func (a *Account) releaseLostGap(tx *bolt.Tx, c *convRecord, sess *ratchet.Session) ([]Message, error) {
+	for _, t := range sess.PollTargets(0) {
+		if t.Kind == ratchet.Skipped {
+			return nil, nil // the gap may still fill
+		}
+	}
+	prefix := contactPrefix(c.Name)
+	k, _ := tx.Bucket(bucketHeld).Cursor().Seek(prefix)
+	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+		return nil, nil
+	}
+	first := binary.BigEndian.Uint64(k[len(prefix):])
+	a.problem(fmt.Errorf("%s: %d message(s) never arrived within %v (their keys expired); the messages after them are delivered",
+		contactOfSession(c.Name), first-c.RecvContig-1, a.opts.SkippedKeyTTL))
+	c.RecvContig = first - 1
+	var out []Message
+	held := tx.Bucket(bucketHeld)
+	for {
+		env, err := takeHeld(held, c.Name, c.RecvContig+1)
+		if err != nil || env == nil {
+			return out, err
+		}
+		m, err := a.deliver(tx, c, env)
+		if err != nil {
+			return out, err
+		}
+		if m != nil {
+			out = append(out, *m)
+		}
+	}
 }
 
 // expireSkipped updates c.SkippedSeen from sess's skipped keys and drops

@@ -3,6 +3,7 @@ package sync_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -195,9 +196,25 @@ func TestSkippedKeysCappedAndExpire(t *testing.T) {
 			t.Fatalf("poll %d after the gap: %d GETs, idle was %d: more than 16 skipped slots polled", i, gap, idle)
 		}
 	}
+	if held := bodies(poll(t, bob).New); len(held) != 0 {
+		t.Fatalf("delivered past the gap before it was given up: %q", held)
+	}
 	now = now.Add(31 * 24 * time.Hour)
-	if g := gets(); g > idle || g > gap-16 {
+	net.Reset()
+	res, err := bob.Poll(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := net.Stats().Gets; g > idle || g > gap-16 {
 		t.Fatalf("after the keys expired: %d GETs, idle was %d and with the skipped keys %d", g, idle, gap)
+	}
+	// Nothing can fill the gap now: what waited behind it is delivered, and
+	// the loss is reported.
+	if got := bodies(res.New); len(got) != 1 || got[0] != "on a new chain" {
+		t.Fatalf("after the keys expired bob got %q, want the message held behind the gap", got)
+	}
+	if len(res.Problems) == 0 || !strings.Contains(fmt.Sprint(res.Problems), "300 message(s) never arrived") {
+		t.Fatalf("the lost messages were not reported: %v", res.Problems)
 	}
 }
 
