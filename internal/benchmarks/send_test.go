@@ -20,7 +20,7 @@ func BenchmarkSend(b *testing.B) {
 			ctx := context.Background()
 			alice, _, _ := pair(b, be.store, true)
 			defer alice.Close()
-			const reps = 50
+			const reps = 200
 			var send, raw time.Duration
 			for i := 0; i < b.N*reps; i++ {
 				send += timeIt(func() {
