@@ -150,9 +150,7 @@ func (a *Account) uploadLoop() {
 	f := a.fin
 	for range f.upload {
 		ctx, cancel := context.WithTimeout(f.ctx, finishGrace)
-		if indexes, chunks, err := a.ownBlocks(false); err == nil && len(indexes) > 0 {
-			a.putBlocks(ctx, indexes, chunks) // failures stay unstored: the next flush retries
-		}
+		a.putOwnBlocks(ctx, false) // failures stay unstored: the next flush retries
 		cancel()
 	}
 }

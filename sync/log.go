@@ -199,10 +199,27 @@ func (a *Account) packLog() error {
 	if empty {
 		return nil // and write nothing: a bbolt commit always rewrites the meta page
 	}
-	return a.db.Update(a.packStaged)
+	for !empty { // packBatch entries a transaction: memory stays bounded
+		if err := a.db.Update(func(tx *bolt.Tx) error {
+			if err := a.packStaged(tx); err != nil {
+				return err
+			}
+			k, _ := tx.Bucket(bucketStage).Cursor().First()
+			empty = k == nil
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// packStaged is packLog inside the caller's transaction.
+// packBatch bounds the staged entries one packStaged seals, so that packing
+// the history of a catch-up of any size holds a bounded number in memory.
+const packBatch = 512
+
+// packStaged is packLog inside the caller's transaction, for the first
+// packBatch staged entries (packLog packs the rest).
 func (a *Account) packStaged(tx *bolt.Tx) error {
 	if !a.historyOn {
 		return nil
@@ -210,16 +227,16 @@ func (a *Account) packStaged(tx *bolt.Tx) error {
 	stage := tx.Bucket(bucketStage)
 	var entries []*logEntry
 	var keys [][]byte
-	err := stage.ForEach(func(k, v []byte) error {
+	c := stage.Cursor()
+	for k, v := c.First(); k != nil && len(entries) < packBatch; k, v = c.Next() {
 		e := new(logEntry)
 		if err := decodeRecord("staged history entry", v, e); err != nil {
 			return err
 		}
 		entries, keys = append(entries, e), append(keys, append([]byte(nil), k...))
+	}
+	if len(entries) == 0 {
 		return nil
-	})
-	if err != nil || len(entries) == 0 {
-		return err
 	}
 	cur, err := loadCursor(tx, a.device)
 	if err != nil {
@@ -261,26 +278,44 @@ func (a *Account) packStaged(tx *bolt.Tx) error {
 }
 
 // fillBlock puts as many entries as fit into b and returns how many and the
-// encoded block.
+// encoded block. Each entry is encoded once: the block's encoding is its
+// frame (with no entries) plus the entries and the commas between them, so
+// the count that fits is found by adding lengths, not by encoding the block
+// again for every entry added.
 func fillBlock(b *block, entries []*logEntry, prev merkle.Hash) (int, []byte, error) {
 	b.Prev = prev[:]
-	var best []byte
-	n := 0
+	b.Entries = []*logEntry{}
+	frame, err := json.Marshal(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	size, n := len(frame), 0
 	for n < len(entries) {
-		b.Entries = entries[:n+1]
-		content, err := json.Marshal(b)
+		e, err := json.Marshal(entries[n])
 		if err != nil {
 			return 0, nil, err
 		}
-		if len(content) > sealedContentMax {
+		add := len(e)
+		if n > 0 {
+			add++ // the comma
+		}
+		if size+add > sealedContentMax {
 			break
 		}
-		best, n = content, n+1
+		size, n = size+add, n+1
 	}
 	if n == 0 {
 		return 0, nil, fmt.Errorf("history entry too large for a block")
 	}
-	return n, best, nil
+	b.Entries = entries[:n]
+	content, err := json.Marshal(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(content) != size {
+		return 0, nil, fmt.Errorf("history block encodes to %d bytes, computed %d", len(content), size)
+	}
+	return n, content, nil
 }
 
 // flushLog packs staged entries and writes every block the store has not
@@ -289,30 +324,45 @@ func (a *Account) flushLog(ctx context.Context) error {
 	if err := a.packLog(); err != nil {
 		return err
 	}
-	indexes, chunks, err := a.ownBlocks(false)
-	if err != nil {
-		return err
-	}
-	return a.putBlocks(ctx, indexes, chunks)
+	return a.putOwnBlocks(ctx, false)
 }
 
-// ownBlocks lists this device's history blocks: all, or only those not
-// stored yet.
-func (a *Account) ownBlocks(all bool) (indexes []uint64, chunks [][]byte, err error) {
+// putOwnBlocks puts this device's history blocks, all or only those not
+// stored yet, MaxInFlight at a time: a long log is never held in memory
+// whole. It stops at the first batch that the store refused in part (the
+// rest waits for the next flush).
+func (a *Account) putOwnBlocks(ctx context.Context, all bool) error {
+	from := uint64(0)
+	for {
+		indexes, chunks, err := a.ownBlocks(all, from, a.opts.MaxInFlight)
+		if err != nil || len(indexes) == 0 {
+			return err
+		}
+		if err := a.putBlocks(ctx, indexes, chunks); err != nil {
+			return err
+		}
+		from = indexes[len(indexes)-1] + 1
+	}
+}
+
+// ownBlocks lists up to limit of this device's history blocks from index
+// from on: all, or only those not stored yet.
+func (a *Account) ownBlocks(all bool, from uint64, limit int) (indexes []uint64, chunks [][]byte, err error) {
 	err = a.db.View(func(tx *bolt.Tx) error {
 		blocks := tx.Bucket(bucketBlocks)
 		index := tx.Bucket(bucketUnstored) // only those: a send must not scan the whole log
 		if all {
 			index = blocks
 		}
-		return index.ForEach(func(k, _ []byte) error {
+		c := index.Cursor()
+		for k, _ := c.Seek(u64(from)); k != nil && len(indexes) < limit; k, _ = c.Next() {
 			r := new(blockRecord)
 			if err := decodeRecord("history block", blocks.Get(k), r); err != nil {
 				return err
 			}
 			indexes, chunks = append(indexes, binary.BigEndian.Uint64(k)), append(chunks, r.Chunk)
-			return nil
-		})
+		}
+		return nil
 	})
 	return indexes, chunks, err
 }
@@ -370,11 +420,7 @@ func (a *Account) republishLog(ctx context.Context) error {
 	if !a.historyOn {
 		return nil
 	}
-	indexes, chunks, err := a.ownBlocks(true)
-	if err != nil {
-		return err
-	}
-	return a.putBlocks(ctx, indexes, chunks)
+	return a.putOwnBlocks(ctx, true)
 }
 
 // ErrTamperedLog reports a history block that fails verification.

@@ -93,8 +93,9 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 		err error
 	}
 	var parts []*part
+	shared := new(listing)
 	start := func(read func(res *PollResult) error) {
-		p := new(part)
+		p := &part{res: PollResult{shared: shared}}
 		parts = append(parts, p)
 		g.Go(func() { p.err = read(&p.res) })
 	}
@@ -134,9 +135,10 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 	g.Wait()
 
 	var errs []error
+	res.New, res.Read = keepLast(res.New, shared.news), keepLast(res.Read, shared.read)
 	for _, p := range parts {
-		res.New, res.NewCount = keepLast(res.New, p.res.New), res.NewCount+p.res.NewCount
-		res.Read, res.ReadCount = keepLast(res.Read, p.res.Read), res.ReadCount+p.res.ReadCount
+		res.NewCount += p.res.NewCount
+		res.ReadCount += p.res.ReadCount
 		res.Joined = append(res.Joined, p.res.Joined...)
 		res.Problems = append(res.Problems, p.res.Problems...)
 		res.Fetched += p.res.Fetched
@@ -161,14 +163,10 @@ func (a *Account) writeAfterPoll(ctx context.Context) error {
 	if err := a.packLog(); err != nil {
 		return err
 	}
-	indexes, chunks, err := a.ownBlocks(false)
-	if err != nil {
-		return err
-	}
 	var dirErr, logErr error
 	var wg gosync.WaitGroup
 	wg.Go(func() { dirErr = a.flushDirectory(ctx) })
-	wg.Go(func() { logErr = a.putBlocks(ctx, indexes, chunks) })
+	wg.Go(func() { logErr = a.putOwnBlocks(ctx, false) })
 	a.putCopies(ctx, names, outs, false) // a failed ack stays queued: Republish retries it
 	wg.Wait()
 	return errors.Join(dirErr, logErr)
@@ -336,8 +334,7 @@ func (a *Account) tendSkipped(name string, res *PollResult) (*ratchet.Session, e
 		if err != nil {
 			return err
 		}
-		res.New = keepLast(res.New, released)
-		res.NewCount += len(released)
+		res.list(released, nil)
 		return saveConv(tx, c, sess)
 	})
 	return sess, err

@@ -3,6 +3,7 @@ package sync
 import (
 	"errors"
 	"fmt"
+	gosync "sync"
 
 	"github.com/deaddrop/deaddrop/ratchet"
 	bolt "go.etcd.io/bbolt"
@@ -23,6 +24,29 @@ type PollResult struct {
 	Rounds    int      // waves of GETs (round trips when the store is remote): see Poll
 
 	joinedSessions []string // every session an invite started, device sessions too: Poll reads them at once
+	shared         *listing // where a Poll's readers list messages, if set
+}
+
+// listing holds the messages a Poll lists, shared by its readers, so that
+// the last MaxListed are kept over all of them (each reader keeping its own
+// MaxListed would hold a thousand per conversation during a catch-up).
+type listing struct {
+	mu         gosync.Mutex
+	news, read []Message
+}
+
+// list records delivered and read messages in res, counted in full and
+// listed up to MaxListed.
+func (res *PollResult) list(news, read []Message) {
+	res.NewCount += len(news)
+	res.ReadCount += len(read)
+	if l := res.shared; l != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.news, l.read = keepLast(l.news, news), keepLast(l.read, read)
+		return
+	}
+	res.New, res.Read = keepLast(res.New, news), keepLast(res.Read, read)
 }
 
 // Progress is called after each catch-up round with the contact and how many
@@ -109,8 +133,7 @@ func (r *catchUpRound) commit(res *PollResult, withAck bool) (*outboxRecord, err
 	if err != nil {
 		return nil, err
 	}
-	res.New, res.NewCount = keepLast(res.New, r.result.New), res.NewCount+len(r.result.New)
-	res.Read, res.ReadCount = keepLast(res.Read, r.result.Read), res.ReadCount+len(r.result.Read)
+	res.list(r.result.New, r.result.Read)
 	res.Problems = append(res.Problems, r.result.Problems...)
 	r.delivered += len(r.result.New)
 	return ack, nil

@@ -76,6 +76,10 @@ func (g *Gate) Wait() {
 	g.wg.Wait()
 }
 
+// maxSlots bounds the slots of one wave: four times the Gets in flight, 4
+// MiB of chunks with the default limit of 256.
+func (g *Gate) maxSlots() int { return 4 * g.limit }
+
 // Stats returns how many waves left the gate and how many slots they held.
 func (g *Gate) Stats() (waves, slots int) {
 	g.mu.Lock()
@@ -107,12 +111,21 @@ func (g *Gate) leave() {
 }
 
 // release sends a wave when every live reader waits in Get. g.mu is held.
+// A wave holds at most maxSlots slots (the requests that do not fit, in
+// order, wait for the next one), so that the chunks a poll holds at once are
+// bounded whatever the number of readers; beyond limit in flight it costs no
+// time, since those slots would have queued for a free request anyway.
 func (g *Gate) release() {
 	if len(g.waiting) == 0 || len(g.waiting) < g.live {
 		return
 	}
-	batch := g.waiting
-	g.waiting = nil
+	n, slots := 0, 0
+	for n < len(g.waiting) && (n == 0 || slots+len(g.waiting[n].slots) <= g.maxSlots()) {
+		slots += len(g.waiting[n].slots)
+		n++
+	}
+	batch := g.waiting[:n:n]
+	g.waiting = append([]*request(nil), g.waiting[n:]...)
 	g.waves++
 	for _, r := range batch {
 		g.slots += len(r.slots)

@@ -35,7 +35,7 @@ func TestWavesFollowTheLongestReader(t *testing.T) {
 		}
 		return nil, feed.ErrNotFound
 	}
-	g := wave.New(get, 4)
+	g := wave.New(get, 16) // a wave may hold 64 slots: every reader fits
 	for reader := range 10 {
 		g.Go(func() {
 			for round := 0; ; round++ {
@@ -62,8 +62,31 @@ func TestWavesFollowTheLongestReader(t *testing.T) {
 	if want := 3 * (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10); slots != want || got != want {
 		t.Fatalf("%d slots asked, %d fetched, want %d", slots, got, want)
 	}
-	if maxInFlight.Load() > 4 {
-		t.Fatalf("%d in flight, limit 4", maxInFlight.Load())
+	if maxInFlight.Load() > 16 {
+		t.Fatalf("%d in flight, limit 16", maxInFlight.Load())
+	}
+}
+
+// A wave holds at most 4 × limit slots, so what a poll holds in memory at
+// once is bounded however many readers it has; the readers that did not fit
+// go in the next wave, and every one gets its answers.
+func TestWaveSlotsBounded(t *testing.T) {
+	g := wave.New(func(context.Context, feed.Slot) ([]byte, error) { return nil, feed.ErrNotFound }, 2)
+	for reader := range 10 {
+		g.Go(func() {
+			var slots []feed.Slot
+			for k := range 3 {
+				slots = append(slots, feed.Slot{byte(reader), byte(k)})
+			}
+			if out := g.Get(context.Background(), slots); len(out) != 3 {
+				t.Errorf("reader %d: %d results", reader, len(out))
+			}
+		})
+	}
+	g.Wait()
+	waves, slots := g.Stats()
+	if slots != 30 || waves < 4 {
+		t.Fatalf("%d waves of %d slots in all, want ≥ 4 waves (8 slots each at most) of 30", waves, slots)
 	}
 }
 
