@@ -261,7 +261,9 @@ func (a *Account) publishList(ctx context.Context, prev, next *DeviceList) error
 	if !ok {
 		return fmt.Errorf("this device lacks the key of history epoch %d", prev.Epoch)
 	}
-	for v := prev.Version + 1; v <= prev.Version+maxDirectoryJunk; v++ {
+	var skip uint64 // junk read and reported before
+	a.db.View(func(tx *bolt.Tx) error { skip = directorySkip(tx); return nil })
+	for v := max(prev.Version, skip) + 1; v <= prev.Version+maxDirectoryJunk; v++ {
 		next.Version = v
 		signed, err := signList(a.accountKey, next)
 		if err != nil {

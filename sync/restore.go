@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,6 +70,9 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 	}
 	st.AccountKey, st.Key, st.Directory, st.Epochs, st.List = keys.identity, keys.history, d.chunks, r.keys, d.signed
 	a, stats, err := bootstrap(ctx, dir, tr, opts, st, d.lists, func(a *Account, stats *RestoreStats) error {
+		if err := a.db.Update(func(tx *bolt.Tx) error { return saveDirectorySkip(tx, d.skip) }); err != nil {
+			return err
+		}
 		next := l.successor()
 		if stats.Evicted = evictions(l, stats.logBlocks); len(stats.Evicted) > 0 {
 			for _, e := range stats.Evicted {
@@ -102,15 +106,11 @@ func evictions(l *DeviceList, blocks map[string]int) []Device {
 	if need <= 0 {
 		return nil
 	}
+	// A list appends each device it adds, so its order is their age (the
+	// devices' clocks, in Added, may disagree).
 	byUse := slices.Clone(l.Devices)
 	slices.SortStableFunc(byUse, func(x, y Device) int {
-		if ux, uy := blocks[x.ID] > 0, blocks[y.ID] > 0; ux != uy {
-			if ux {
-				return 1
-			}
-			return -1
-		}
-		return x.Added.Compare(y.Added)
+		return cmp.Compare(min(blocks[x.ID], 1), min(blocks[y.ID], 1))
 	})
 	return byUse[:need]
 }
