@@ -203,7 +203,10 @@ func Create(dir, name string, tr transport.Transport, opts Options) (*Account, e
 	}
 	if a.historyOn {
 		a.phrase = encodePhrase(seed)
-		a.markDirectoryPending()
+		if err := a.markDirectoryPending(); err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
 	return a, nil
 }

@@ -23,10 +23,10 @@ import (
 
 // metaBody is the body of a KindMeta message.
 type metaBody struct {
-	Device  string `json:"device"`  // the sending device's ID
-	Account []byte `json:"account"` // the sender's account identity
-	Ann     []byte `json:"ann"`     // the sender's announcement secret for us
-	List    []byte `json:"list"`    // the sender's signed device list
+	Device  string    `json:"device"`  // the sending device's ID
+	Account []byte    `json:"account"` // the sender's account identity
+	Ann     []byte    `json:"ann"`     // the sender's announcement secret for us
+	List    listBytes `json:"list"`    // the sender's signed device list
 }
 
 func (a *Account) metaBody(tx *bolt.Tx, c *contactRecord) ([]byte, error) {
@@ -132,10 +132,10 @@ func adoptPeerList(tx *bolt.Tx, c *contactRecord, signed []byte, l *DeviceList) 
 
 // annEntry is one record of an announcement feed.
 type annEntry struct {
-	List   []byte `json:"list"`             // the writer's account's signed device list
-	From   string `json:"from,omitempty"`   // device invites: the inviting device
-	For    string `json:"for,omitempty"`    // …and the contact's device it is for
-	Invite string `json:"invite,omitempty"` // …and the invite
+	List   listBytes `json:"list,omitempty"`   // the writer's account's signed device list; not in device invites
+	From   string    `json:"from,omitempty"`   // device invites: the inviting device
+	For    string    `json:"for,omitempty"`    // …and the contact's device it is for
+	Invite string    `json:"invite,omitempty"` // …and the invite
 }
 
 func annSlot(secret []byte, i uint64) feed.Slot { return secretSlot("announce", secret, u64(i)) }
@@ -217,31 +217,38 @@ func (a *Account) applyAnn(ctx context.Context, c *contactRecord, chunk []byte) 
 	if err != nil {
 		return err
 	}
-	err = a.db.Update(func(tx *bolt.Tx) error {
-		c, err := loadContact(tx, c.Name)
-		if err != nil {
-			return err
-		}
-		if err := adoptPeerList(tx, c, e.List, l); err != nil {
-			return err
-		}
-		return saveContact(tx, c)
-	})
+	if l != nil {
+		err = a.db.Update(func(tx *bolt.Tx) error {
+			c, err := loadContact(tx, c.Name)
+			if err != nil {
+				return err
+			}
+			if err := adoptPeerList(tx, c, e.List, l); err != nil {
+				return err
+			}
+			return saveContact(tx, c)
+		})
+	}
 	if err != nil || e.For != a.device || e.Invite == "" {
 		return err
 	}
 	return a.acceptDeviceInvite(ctx, c.Name, e.From, e.Invite)
 }
 
-// parseAnn decodes an announcement and verifies its device list.
+// parseAnn decodes an announcement and verifies its device list. A device
+// invite carries no list (nil): the one announced before it vouches for the
+// inviting device.
 func parseAnn(content []byte, account ratchet.PublicIdentity) (*annEntry, *DeviceList, error) {
 	e := new(annEntry)
 	if err := json.Unmarshal(content, e); err != nil {
 		return nil, nil, fmt.Errorf("malformed: %v", err)
 	}
-	l, err := verifyList(e.List, account)
-	if err != nil {
-		return nil, nil, err
+	var l *DeviceList
+	if len(e.List) > 0 || e.Invite == "" {
+		var err error
+		if l, err = verifyList(e.List, account); err != nil {
+			return nil, nil, err
+		}
 	}
 	if e.Invite != "" {
 		if err := validDeviceID(e.From); err != nil {
@@ -338,7 +345,7 @@ func (a *Account) maintainSessions(ctx context.Context, name string) error {
 		}
 	}
 	for _, peer := range wanted {
-		if err := a.inviteDevice(ctx, name, peer, signed); err != nil {
+		if err := a.inviteDevice(ctx, name, peer); err != nil {
 			return err
 		}
 	}
@@ -370,8 +377,10 @@ func (a *Account) devicesToInvite(tx *bolt.Tx, c *contactRecord) ([]string, erro
 }
 
 // inviteDevice writes a device invite for one of the contact's devices to
-// our announcement feed; its pending half waits among our invites.
-func (a *Account) inviteDevice(ctx context.Context, name, peer string, signed []byte) error {
+// our announcement feed; its pending half waits among our invites. It carries
+// no device list: maintainSessions wrote ours to the feed before it, and a
+// list and an invite together may not fit one chunk.
+func (a *Account) inviteDevice(ctx context.Context, name, peer string) error {
 	inv, pending, err := ratchet.NewInvite(a.id, a.name, deviceInviteTTL, a.opts.Now(), a.opts.Rand)
 	if err != nil {
 		return err
@@ -381,7 +390,7 @@ func (a *Account) inviteDevice(ctx context.Context, name, peer string, signed []
 		return err
 	}
 	id := inv.ID()
-	e := &annEntry{List: signed, From: a.device, For: peer, Invite: inv.String()}
+	e := &annEntry{From: a.device, For: peer, Invite: inv.String()}
 	return a.writeAnn(ctx, name, e, func(c *contactRecord) { c.Invited = append(c.Invited, peer) },
 		func(tx *bolt.Tx) error {
 			rec := &inviteRecord{Pending: pb, Label: sessionName(name, peer), Contact: name, Device: peer,
@@ -441,43 +450,6 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 			}
 		}
 		return saveContact(tx, c)
-	})
-}
-
-// The directory write of a new account's first device list waits for the
-// first flush: Create works offline.
-func (a *Account) markDirectoryPending() {
-	a.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAccount).Put([]byte("directory_pending"), marker)
-	})
-}
-
-// flushDirectory writes the first device list if Create could not.
-func (a *Account) flushDirectory(ctx context.Context) error {
-	var pending bool
-	var signed []byte
-	err := a.db.View(func(tx *bolt.Tx) error {
-		pending = tx.Bucket(bucketAccount).Get([]byte("directory_pending")) != nil
-		var err error
-		signed, err = a.signedDeviceList(tx)
-		return err
-	})
-	if err != nil || !pending {
-		return err
-	}
-	l, err := verifyList(signed, a.accountPub)
-	if err != nil {
-		return err
-	}
-	chunk, err := a.putDirectory(ctx, l.Version, signed)
-	if err != nil {
-		return err
-	}
-	return a.db.Update(func(tx *bolt.Tx) error {
-		if err := keepDirectory(tx, map[uint64][]byte{l.Version: chunk}, nil); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketAccount).Delete([]byte("directory_pending"))
 	})
 }
 

@@ -3,15 +3,15 @@ package sync
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
 	"time"
 
-	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/ratchet"
 	bolt "go.etcd.io/bbolt"
 )
@@ -56,8 +56,40 @@ type DeviceList struct {
 
 // signedList is the wire form of a DeviceList.
 type signedList struct {
-	List []byte `json:"list"` // JSON DeviceList
-	Sig  []byte `json:"sig"`  // account identity's signature of List
+	List listBytes `json:"list"` // JSON DeviceList, as signed
+	Sig  []byte    `json:"sig"`  // account identity's signature of List
+}
+
+// listBytes is JSON embedded as it is: a list inside its signed form, a
+// signed list inside a meta message or an announcement. Protocol version 2
+// wrote these as base64 strings, which grew a list by a third at each level,
+// and a list of five devices with its epoch keys past what a message holds.
+// Both forms are read (device lists stored by version 2 are still around).
+type listBytes []byte
+
+func (b listBytes) MarshalJSON() ([]byte, error) {
+	if len(b) == 0 {
+		return []byte("null"), nil
+	}
+	return b, nil
+}
+
+func (b *listBytes) UnmarshalJSON(data []byte) error {
+	switch {
+	case string(data) == "null":
+		*b = nil
+	case data[0] == '"': // version 2
+		var old []byte
+		if err := json.Unmarshal(data, &old); err != nil {
+			return err
+		}
+		*b = old
+	case data[0] == '{':
+		*b = bytes.Clone(data) // exactly as signed: never re-encoded
+	default:
+		return errors.New("device list is neither a JSON object nor base64")
+	}
+	return nil
 }
 
 var (
@@ -80,10 +112,12 @@ func validDeviceID(s string) error {
 	return nil
 }
 
-func newDeviceID() string {
+func newDeviceID(rand io.Reader) (string, error) {
 	b := make([]byte, deviceIDSize)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+	if _, err := io.ReadFull(rand, b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 func signList(key *ratchet.Identity, l *DeviceList) ([]byte, error) {
@@ -129,6 +163,61 @@ func verifyList(signed []byte, account ratchet.PublicIdentity) (*DeviceList, err
 		seen[d.ID] = true
 	}
 	return l, nil
+}
+
+// maxRemovedListed bounds how many removed devices a list names (the most
+// recent): with every removal the list would grow until it no longer fit a
+// message. A list names a removed device so that our devices read the end of
+// its log; a restore or join reads every version, so it learns every device
+// that ever had a log from the versions themselves (everLogged).
+const maxRemovedListed = 8
+
+// successor returns a copy of l to edit into its next version. It carries no
+// epoch keys: only the version that starts an epoch does.
+func (l *DeviceList) successor() *DeviceList {
+	next := *l
+	next.Devices = slices.Clone(l.Devices)
+	next.Removed = slices.Clone(l.Removed)
+	next.Keys = nil
+	return &next
+}
+
+// remove takes devices off the list and names them as removed.
+func (l *DeviceList) remove(ids ...string) {
+	for _, id := range ids {
+		l.Devices = slices.DeleteFunc(l.Devices, func(d Device) bool { return d.ID == id })
+		l.Removed = append(slices.DeleteFunc(l.Removed, func(r string) bool { return r == id }), id)
+	}
+	if extra := len(l.Removed) - maxRemovedListed; extra > 0 {
+		l.Removed = slices.Delete(l.Removed, 0, extra)
+	}
+}
+
+// everLogged lists every device that has a log, from every version of the
+// list read: current and removed ones, even those a list no longer names.
+func everLogged(lists []*DeviceList) []string {
+	var ids []string
+	for _, l := range lists {
+		for _, id := range logDevices(l) {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// listFits checks that a signed list fits everywhere it travels: the
+// tightest is a meta message (one ratchet message), then an announcement.
+func listFits(signed []byte) error {
+	meta, err := json.Marshal(metaBody{Device: strings.Repeat("0", 2*deviceIDSize), Account: make([]byte, 64), Ann: make([]byte, 32), List: signed})
+	if err != nil {
+		return err
+	}
+	if len(meta) > MaxMessageSize {
+		return fmt.Errorf("the device list would be too large to send (%d bytes in a message of at most %d): use shorter device names", len(meta), MaxMessageSize)
+	}
+	return nil
 }
 
 func (l *DeviceList) find(id string) *Device {
@@ -181,154 +270,6 @@ func (a *Account) signedDeviceList(tx *bolt.Tx) ([]byte, error) {
 	return openValue("device list", tx.Bucket(bucketAccount).Get([]byte("devices")))
 }
 
-// publishList signs and adopts a new version of the device list and writes
-// it to the directory. The directory is write-once per version, so two
-// devices changing the list at once cannot both win: the loser gets an error
-// and changes nothing.
-func (a *Account) publishList(ctx context.Context, l *DeviceList) error {
-	if a.accountKey == nil {
-		return ErrNoAccountKey
-	}
-	// Versions are read from 1 up: the first one, written lazily after
-	// Create, must be there before the next.
-	if err := a.flushDirectory(ctx); err != nil {
-		return err
-	}
-	signed, err := signList(a.accountKey, l)
-	if err != nil {
-		return err
-	}
-	chunk, err := a.putDirectory(ctx, l.Version, signed)
-	if errors.Is(err, feed.ErrSlotUsed) {
-		return errors.New("the device list was changed on another device at the same time: run 'deaddrop read' and try again")
-	}
-	if err != nil {
-		return err
-	}
-	return a.adoptLists([]*DeviceList{l}, map[uint64][]byte{l.Version: chunk}, signed)
-}
-
-// putDirectory seals a signed device list into the directory slot of its
-// version and writes it; it returns the chunk.
-func (a *Account) putDirectory(ctx context.Context, version uint64, signed []byte) ([]byte, error) {
-	chunk, err := sealContent(secretKey("directory", a.history[:]), directoryAD(version), signed, a.opts.Rand)
-	if err != nil {
-		return nil, fmt.Errorf("device list too large: %w", err)
-	}
-	if err := a.tr.Put(ctx, directorySlot(a.history[:], version), chunk); err != nil {
-		return nil, fmt.Errorf("writing the device list: %w", err)
-	}
-	return chunk, nil
-}
-
-// adoptLists learns the history keys that lists (in version order) start,
-// keeps their directory chunks and adopts signed as our device list, in one
-// transaction: a crash in between must not lose a key.
-func (a *Account) adoptLists(lists []*DeviceList, chunks map[uint64][]byte, signed []byte) error {
-	keys := a.epochKeys()
-	if err := learnEpochs(keys, lists, a.id, a.device); err != nil {
-		return err
-	}
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		if err := saveEpochKeys(tx, keys); err != nil {
-			return err
-		}
-		return keepDirectory(tx, chunks, signed)
-	})
-	if err == nil {
-		a.setEpochs(keys)
-	}
-	return err
-}
-
-func directorySlot(history []byte, version uint64) feed.Slot {
-	return secretSlot("directory", history, u64(version))
-}
-
-func directoryAD(version uint64) []byte {
-	return append([]byte("deaddrop directory\x00"), u64(version)...)
-}
-
-// directoryRead is what fetchDirectory found: the newest list and the
-// chunk of every version read, kept so that a republish can put them back.
-type directoryRead struct {
-	list   *DeviceList // the newest; nil: nothing after the version asked for
-	signed []byte
-	chunks map[uint64][]byte
-	lists  []*DeviceList // every version read, in order
-}
-
-// fetchDirectory reads the device lists after version `after`, verified and
-// version-checked.
-func fetchDirectory(ctx context.Context, get func(context.Context, feed.Slot) ([]byte, error), history []byte, account ratchet.PublicIdentity, after uint64) (*directoryRead, error) {
-	d := &directoryRead{chunks: map[uint64][]byte{}}
-	for v := after + 1; ; v++ {
-		chunk, err := get(ctx, directorySlot(history, v))
-		if errors.Is(err, feed.ErrNotFound) {
-			return d, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the device list: %w", err)
-		}
-		signed, err := openContent(secretKey("directory", history), directoryAD(v), chunk)
-		if err != nil {
-			return nil, fmt.Errorf("device list version %d: %w", v, err)
-		}
-		l, err := verifyList(signed, account)
-		if err != nil {
-			return nil, fmt.Errorf("device list version %d: %w", v, err)
-		}
-		if l.Version != v {
-			return nil, fmt.Errorf("device list in slot of version %d says version %d", v, l.Version)
-		}
-		d.list, d.signed, d.chunks[v] = l, signed, chunk
-		d.lists = append(d.lists, l)
-	}
-}
-
-// keepDirectory stores directory chunks and, if signed is set, adopts it as
-// our device list.
-func keepDirectory(tx *bolt.Tx, chunks map[uint64][]byte, signed []byte) error {
-	for v, c := range chunks {
-		if err := tx.Bucket(bucketDirectory).Put(u64(v), sealValue(c)); err != nil {
-			return err
-		}
-	}
-	if signed == nil {
-		return nil
-	}
-	return tx.Bucket(bucketAccount).Put([]byte("devices"), sealValue(signed))
-}
-
-// republishDirectory puts every directory chunk this device knows again.
-func (a *Account) republishDirectory(ctx context.Context) error {
-	return a.putListed(ctx, "device list", a.directoryChunks)
-}
-
-// syncDirectory adopts newer versions of our device list.
-func (a *Account) syncDirectory(ctx context.Context) error {
-	return a.syncDirectoryWith(ctx, a.fetchAll)
-}
-
-func (a *Account) syncDirectoryWith(ctx context.Context, get fetcher) error {
-	cur, err := a.deviceList()
-	if err != nil {
-		return err
-	}
-	d, err := fetchDirectory(ctx, one(get), a.history[:], a.accountPub, cur.Version)
-	if err != nil || d.list == nil {
-		if err == nil && cur.find(a.device) == nil {
-			return ErrDeviceRemoved
-		}
-		return err
-	}
-	if d.list.find(a.device) == nil {
-		a.db.Update(func(tx *bolt.Tx) error { return keepDirectory(tx, d.chunks, d.signed) })
-		return ErrDeviceRemoved
-	}
-	return a.adoptLists(d.lists, d.chunks, d.signed)
-}
-
 // RemoveDevice removes a device (by ID or name) from the account: contacts'
 // devices drop their sessions with it when they read the new list, and our
 // other devices stop reading its log. It must run on a device with the
@@ -352,14 +293,13 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, erro
 		return nil, errors.New("this is the device you are on: remove it from another device")
 	}
 	gone := l.Devices[i]
-	l.Devices = slices.Delete(l.Devices, i, i+1)
-	l.Removed = append(l.Removed, gone.ID)
-	l.Version++
+	next := l.successor()
+	next.remove(gone.ID)
 	// What we log from now on, the removed device cannot open.
-	if _, err := sealEpoch(l); err != nil {
+	if err := sealEpoch(next, a.opts.Rand); err != nil {
 		return nil, err
 	}
-	if err := a.publishList(ctx, l); err != nil {
+	if err := a.publishList(ctx, l, next); err != nil {
 		return nil, err
 	}
 	a.announcements(ctx) // tell the contacts now; a failure is retried by the next Poll

@@ -3,6 +3,7 @@ package sync_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -392,4 +393,180 @@ func TestHistoryOff(t *testing.T) {
 	if heads, _ := alice.LogHeads(); len(heads) != 0 {
 		t.Fatalf("history off, but a log: %+v", heads)
 	}
+}
+
+// link adds a device to a's account and joins it.
+func link(t *testing.T, a *sync.Account, store feed.Store, name string) *sync.Account {
+	t.Helper()
+	code, _, err := a.LinkDevice(ctx, name, time.Minute)
+	if err != nil {
+		t.Fatalf("link %s: %v", name, err)
+	}
+	d, _, err := sync.JoinDevice(ctx, t.TempDir(), code, direct(store), sync.Options{})
+	if err != nil {
+		t.Fatalf("join %s: %v", name, err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// restore restores a device of the account from its phrase.
+func restore(t *testing.T, phrase string, store feed.Store, name string) (*sync.Account, *sync.RestoreStats) {
+	t.Helper()
+	r, stats, err := sync.Restore(ctx, t.TempDir(), phrase, name, direct(store), sync.Options{})
+	if err != nil {
+		t.Fatalf("restore %s: %v", name, err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, stats
+}
+
+// Issue 12, item 8: five devices, two removed, two restored, and again: the
+// device lists (with an epoch's keys and the removed devices), the meta
+// messages and the device invites that carry them still fit, every device
+// reads, and bob's devices start sessions with the new ones.
+func TestDeviceChurn(t *testing.T) {
+	p := newPair(t)
+	phrase := p.alice.RecoveryPhrase()
+	send(t, p.alice, "bob", "a0")
+	settle(t, p.alice, p.bob)
+	devs := []*sync.Account{p.alice}
+	for i := range 4 {
+		devs = append(devs, link(t, p.alice, p.store, fmt.Sprintf("long-device-name-number-%08d", i)))
+	}
+	settle(t, append(devs, p.bob)...)
+	want := "a0"
+	for round := range 3 {
+		for _, d := range devs[1:3] {
+			if _, err := p.alice.RemoveDevice(ctx, d.DeviceID()); err != nil {
+				t.Fatalf("round %d: remove: %v", round, err)
+			}
+		}
+		devs = append(devs[:1], devs[3:]...)
+		for i := range 2 {
+			r, _ := restore(t, phrase, p.store, fmt.Sprintf("restored-in-round-%d-number-%d", round, i))
+			devs = append(devs, r)
+		}
+		settle(t, append(devs, p.bob)...)
+		if n := sessions(t, p.bob, "alice"); n != len(devs) {
+			t.Fatalf("round %d: bob has %d sessions with alice's %d devices", round, n, len(devs))
+		}
+		body := fmt.Sprintf("b%d", round)
+		send(t, p.bob, "alice", body)
+		settle(t, append(devs, p.bob)...)
+		want += "," + body
+		for _, d := range devs {
+			if h := history(t, d, "bob"); h != want {
+				t.Fatalf("round %d: device %s has %q, want %q", round, d.DeviceID(), h, want)
+			}
+		}
+	}
+	list, _, err := p.alice.Devices()
+	if err != nil || len(list) != sync.MaxDevices {
+		t.Fatalf("%d devices, %v", len(list), err)
+	}
+}
+
+// Issue 12, item 10: a device linked after a removal, and one whose code was
+// made before a removal and used after it, learn every epoch key: they read
+// the history from before and after the removal and poll without problems.
+func TestJoinAfterRemoval(t *testing.T) {
+	p := newPair(t)
+	send(t, p.alice, "bob", "before")
+	settle(t, p.alice, p.bob)
+	old := link(t, p.alice, p.store, "old")
+	settle(t, p.alice, old, p.bob)
+	early, _, err := p.alice.LinkDevice(ctx, "early", time.Minute) // used after the removal
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.alice.RemoveDevice(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	send(t, p.alice, "bob", "after")
+	settle(t, p.alice, p.bob)
+	late := link(t, p.alice, p.store, "late")
+	e, _, err := sync.JoinDevice(ctx, t.TempDir(), early, direct(p.store), sync.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	settle(t, p.alice, late, e, p.bob)
+	send(t, p.bob, "alice", "to all")
+	settle(t, p.alice, late, e, p.bob)
+	for _, d := range []*sync.Account{late, e} {
+		if h := history(t, d, "bob"); h != "before,after,to all" {
+			t.Fatalf("device %s: history %q", d.DeviceID(), h)
+		}
+	}
+}
+
+// Issue 12, item 7: four abandoned restores fill the account; the phrase
+// still restores, evicting one of them (not a device that logged history),
+// and says so. With every device in use it evicts the oldest. History is
+// whole every time.
+func TestRestoreEvicts(t *testing.T) {
+	p := newPair(t)
+	phrase := p.alice.RecoveryPhrase()
+	send(t, p.alice, "bob", "hi")
+	settle(t, p.alice, p.bob)
+	var abandoned []string
+	for i := range 4 {
+		r, _ := restore(t, phrase, p.store, fmt.Sprintf("abandoned%d", i))
+		abandoned = append(abandoned, r.DeviceID())
+		r.Close() // and its home is lost
+	}
+	if _, _, err := p.alice.LinkDevice(ctx, "sixth", time.Minute); err == nil {
+		t.Fatal("linked a sixth device")
+	}
+	r, stats := restore(t, phrase, p.store, "phone")
+	if len(stats.Evicted) != 1 || !slices.Contains(abandoned, stats.Evicted[0].ID) {
+		t.Fatalf("evicted %+v, want one abandoned restore of %v", stats.Evicted, abandoned)
+	}
+	if h := history(t, r, "bob"); h != "hi" {
+		t.Fatalf("restored history %q", h)
+	}
+	settle(t, p.alice, r, p.bob)
+	send(t, p.bob, "alice", "still here")
+	settle(t, p.alice, r, p.bob)
+	for _, d := range []*sync.Account{p.alice, r} {
+		if h := history(t, d, "bob"); h != "hi,still here" {
+			t.Fatalf("device %s: %q", d.DeviceID(), h)
+		}
+	}
+
+	// Every device has logged something: the oldest goes (the first one).
+	for _, id := range abandoned {
+		if id != stats.Evicted[0].ID {
+			if _, err := p.alice.RemoveDevice(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var used []*sync.Account
+	for i := range 3 {
+		d := link(t, p.alice, p.store, fmt.Sprintf("used%d", i))
+		used = append(used, d)
+	}
+	list, _, _ := p.alice.Devices()
+	if len(list) != sync.MaxDevices {
+		t.Fatalf("%d devices", len(list))
+	}
+	settle(t, append(used, p.alice, r, p.bob)...)
+	for _, d := range append(used, p.alice, r) {
+		send(t, d, "bob", "from "+d.DeviceID())
+	}
+	settle(t, append(used, p.alice, r, p.bob)...)
+	r2, stats := restore(t, phrase, p.store, "tablet")
+	if len(stats.Evicted) != 1 || stats.Evicted[0].ID != p.alice.DeviceID() {
+		t.Fatalf("evicted %+v, want the oldest device %s", stats.Evicted, p.alice.DeviceID())
+	}
+	if _, err := p.alice.Poll(ctx, nil); !errors.Is(err, sync.ErrDeviceRemoved) {
+		t.Fatalf("evicted device polls: %v", err)
+	}
+	sorted := func(h string) string { s := strings.Split(h, ","); slices.Sort(s); return strings.Join(s, ",") }
+	if got, want := sorted(history(t, r2, "bob")), sorted(history(t, r, "bob")); got != want || strings.Count(got, "from ") != 5 {
+		t.Fatalf("restored after eviction: %q, want %q", got, want)
+	}
+	settle(t, append(used, r, r2, p.bob)...)
 }

@@ -1,10 +1,10 @@
 package sync
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 
@@ -73,26 +73,29 @@ func saveEpochKeys(tx *bolt.Tx, k epochKeys) error {
 }
 
 // sealEpoch starts epoch l.Epoch+1 in list l: a fresh key sealed to every
-// device l lists and to the recovery key. It returns the key.
-func sealEpoch(l *DeviceList) ([32]byte, error) {
+// device l lists and to the recovery key. Whoever adopts l learns the key
+// from it (learnEpochs).
+func sealEpoch(l *DeviceList, rand io.Reader) error {
 	var key [32]byte
-	rand.Read(key[:])
+	if _, err := io.ReadFull(rand, key[:]); err != nil {
+		return err
+	}
 	rec, err := ratchet.ParsePublicIdentity(l.Recovery)
 	if err != nil {
-		return key, errors.New("device list without a recovery key")
+		return errors.New("device list without a recovery key")
 	}
 	l.Epoch++
 	l.Keys = map[string][]byte{}
-	if l.Keys["recovery"], err = ratchet.SealTo(rec, key[:], rand.Reader); err != nil {
-		return key, err
+	if l.Keys["recovery"], err = ratchet.SealTo(rec, key[:], rand); err != nil {
+		return err
 	}
 	for _, d := range l.Devices {
 		pub, _ := ratchet.ParsePublicIdentity(d.Identity)
-		if l.Keys[d.ID], err = ratchet.SealTo(pub, key[:], rand.Reader); err != nil {
-			return key, err
+		if l.Keys[d.ID], err = ratchet.SealTo(pub, key[:], rand); err != nil {
+			return err
 		}
 	}
-	return key, nil
+	return nil
 }
 
 // learnEpochs adds the epoch keys that lists (in version order) carry for
@@ -102,8 +105,8 @@ func learnEpochs(k epochKeys, lists []*DeviceList, id *ratchet.Identity, as stri
 		if l.Epoch == 0 {
 			continue
 		}
-		if _, ok := k[l.Epoch]; ok {
-			continue
+		if _, ok := k[l.Epoch]; ok || len(l.Keys) == 0 {
+			continue // known, or not the version that starts it
 		}
 		sealed, ok := l.Keys[as]
 		if !ok {

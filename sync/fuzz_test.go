@@ -90,7 +90,8 @@ func FuzzVerifyList(f *testing.F) {
 		Devices: []Device{{ID: "0011223344556677", Name: "first", Identity: id.Public().Bytes()}}}
 	signed, _ := signList(id, l)
 	meta, _ := json.Marshal(metaBody{Device: "0011223344556677", Account: id.Public().Bytes(), Ann: make([]byte, 32), List: signed})
-	fuzzseed.Add(f, "FuzzVerifyList", *update, signed, meta, []byte(`{"list":"e30=","sig":""}`))
+	invite := []byte(`{"from":"0011223344556677","for":"8899aabbccddeeff","invite":"x"}`)
+	fuzzseed.Add(f, "FuzzVerifyList", *update, signed, meta, invite, []byte(`{"list":"e30=","sig":""}`), []byte(`{"list":{},"sig":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, err := verifyList(b, id.Public()); err == nil && len(got.Devices) == 0 {
 			t.Fatal("accepted an empty list")

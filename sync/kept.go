@@ -60,17 +60,6 @@ func announcementChunks(tx *bolt.Tx, keep func(feed.Slot, []byte) error) error {
 	})
 }
 
-// directoryChunks lists every device-list version this device knows.
-func (a *Account) directoryChunks(tx *bolt.Tx, keep func(feed.Slot, []byte) error) error {
-	return tx.Bucket(bucketDirectory).ForEach(func(k, v []byte) error {
-		chunk, err := openValue("directory chunk", v)
-		if err != nil {
-			return err
-		}
-		return keep(directorySlot(a.history[:], binary.BigEndian.Uint64(k)), chunk)
-	})
-}
-
 // logChunks lists every block of this device's own history log.
 func (a *Account) logChunks(tx *bolt.Tx, keep func(feed.Slot, []byte) error) error {
 	if !a.historyOn {

@@ -445,7 +445,7 @@ func openBlockContent(keys [][]byte, device string, index uint64, chunk []byte) 
 			return content, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: block %d of device %s %v", ErrTamperedLog, index, device, err)
+	return nil, fmt.Errorf("%w: block %d of device %s %w", ErrTamperedLog, index, device, err)
 }
 
 // decodeBlock decodes and checks a block's plaintext.

@@ -123,8 +123,22 @@ func (a *Account) syncLogs(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// syncLog reads one other device's log and applies it.
+// syncLog reads one other device's log and applies it. A block that no
+// epoch key we know opens may be of an epoch whose key the directory read of
+// this same Poll is about to learn (they run side by side): then it reads
+// the directory itself and tries once more.
 func (a *Account) syncLog(ctx context.Context, get fetcher, device string) error {
+	err := a.syncLogOnce(ctx, get, device)
+	if errors.Is(err, errSealed) {
+		if derr := a.syncDirectoryWith(ctx, get); derr != nil {
+			return derr
+		}
+		err = a.syncLogOnce(ctx, get, device)
+	}
+	return err
+}
+
+func (a *Account) syncLogOnce(ctx context.Context, get fetcher, device string) error {
 	_, err := a.readLog(ctx, get, device, func(tx *bolt.Tx, entries []*logEntry) error {
 		contacts := contactCache{}
 		for _, e := range entries {

@@ -1,13 +1,15 @@
 package sync
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,14 +26,24 @@ type RestoreStats struct {
 	Contacts int           // contacts restored
 	Messages int           // messages restored
 	Duration time.Duration // wall time of the whole restore
+	// Evicted lists the devices a restore removed to make room for itself
+	// (the account had MaxDevices): unused ones first, then the oldest.
+	Evicted []Device
+	// Problems lists what was skipped: directory slots holding junk.
+	Problems []error
+
+	logBlocks map[string]int // blocks per device's log
 }
 
 // Restore makes dir a new device of the account whose recovery phrase is
 // given, from the store alone: every old device may be gone. It reads the
 // account's device list and every device's history log, rebuilds the whole
 // history in order, adds itself to the device list, and asks each contact's
-// devices for new sessions, so that their next messages reach it. On any
-// error dir is left without an account and nothing on the store changes.
+// devices for new sessions, so that their next messages reach it. The phrase
+// always restores: if the account has MaxDevices devices, the restore
+// removes what it must (devices that never logged anything, such as
+// abandoned restores, first; then the oldest) and says so in Evicted. On
+// any error dir is left without an account and nothing on the store changes.
 func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.Transport, opts Options) (*Account, *RestoreStats, error) {
 	start := time.Now()
 	opts.fill()
@@ -43,8 +55,8 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 	if err != nil {
 		return nil, nil, err
 	}
-	pub := keys.identity.Public()
-	d, err := fetchDirectory(ctx, tr.Get, keys.history[:], pub, 0)
+	r := &dirReader{get: tr.Get, account: keys.identity.Public(), keys: epochKeys{0: keys.history}, id: keys.recovery, as: "recovery"}
+	d, err := r.read(ctx, 0, 0, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -52,35 +64,60 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 	if l == nil {
 		return nil, nil, errors.New("no account found on this store for this recovery phrase (a wrong phrase, or another store?)")
 	}
-	if len(l.Devices) >= MaxDevices {
-		return nil, nil, fmt.Errorf("the account already has %d devices, the most allowed: remove one first ('deaddrop device remove')", len(l.Devices))
-	}
-	st, next, err := newDeviceState(l, deviceName, opts)
+	st, dev, err := newDeviceState(l, deviceName, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	st.AccountKey, st.Key, st.Directory = keys.identity, keys.history, d.chunks
-	st.Epochs = epochKeys{0: keys.history}
-	if err := learnEpochs(st.Epochs, d.lists, keys.recovery, "recovery"); err != nil {
-		return nil, nil, err
-	}
-	if st.List, err = signList(keys.identity, next); err != nil {
-		return nil, nil, err
-	}
-	a, stats, err := bootstrap(ctx, dir, tr, opts, st, l, func(a *Account) error {
-		return a.publishList(ctx, next)
+	st.AccountKey, st.Key, st.Directory, st.Epochs, st.List = keys.identity, keys.history, d.chunks, r.keys, d.signed
+	a, stats, err := bootstrap(ctx, dir, tr, opts, st, d.lists, func(a *Account, stats *RestoreStats) error {
+		if err := a.db.Update(func(tx *bolt.Tx) error { return saveDirectorySkip(tx, d.skip) }); err != nil {
+			return err
+		}
+		next := l.successor()
+		if stats.Evicted = evictions(l, stats.logBlocks); len(stats.Evicted) > 0 {
+			for _, e := range stats.Evicted {
+				next.remove(e.ID)
+			}
+			next.Devices = append(next.Devices, *dev)
+			// The evicted devices may be lost, not just unused: what the
+			// account logs from now on must not open for them.
+			if err := sealEpoch(next, opts.Rand); err != nil {
+				return err
+			}
+		} else {
+			next.Devices = append(next.Devices, *dev)
+		}
+		return a.publishList(ctx, l, next)
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	a.announcements(ctx) // a failure is retried by the next Poll
+	stats.Problems = d.junk
 	stats.Duration = time.Since(start)
 	return a, stats, nil
 }
 
+// evictions picks the devices a restore removes from a full list l to make
+// room for itself: those whose logs are empty (blocks per device) first —
+// abandoned restores and links never used — then the oldest.
+func evictions(l *DeviceList, blocks map[string]int) []Device {
+	need := len(l.Devices) - (MaxDevices - 1)
+	if need <= 0 {
+		return nil
+	}
+	// A list appends each device it adds, so its order is their age (the
+	// devices' clocks, in Added, may disagree).
+	byUse := slices.Clone(l.Devices)
+	slices.SortStableFunc(byUse, func(x, y Device) int {
+		return cmp.Compare(min(blocks[x.ID], 1), min(blocks[y.ID], 1))
+	})
+	return byUse[:need]
+}
+
 // newDeviceState makes the keys of a new device of the account whose list
-// is l, and the next version of the list with it added.
-func newDeviceState(l *DeviceList, deviceName string, opts Options) (*accountState, *DeviceList, error) {
+// is l.
+func newDeviceState(l *DeviceList, deviceName string, opts Options) (*accountState, *Device, error) {
 	if deviceName == "" {
 		deviceName = "device"
 	}
@@ -91,18 +128,20 @@ func newDeviceState(l *DeviceList, deviceName string, opts Options) (*accountSta
 	if err != nil {
 		return nil, nil, err
 	}
-	dev := Device{ID: newDeviceID(), Name: deviceName, Identity: id.Public().Bytes(), Added: opts.Now().UTC()}
-	next := *l
-	next.Version++
-	next.Devices = append(append([]Device(nil), l.Devices...), dev)
+	devID, err := newDeviceID(opts.Rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Seconds are precise enough, and the list has to fit a message.
+	dev := &Device{ID: devID, Name: deviceName, Identity: id.Public().Bytes(), Added: opts.Now().UTC().Truncate(time.Second)}
 	pub, _ := ratchet.ParsePublicIdentity(l.Account)
-	return &accountState{Name: l.Name, Device: dev.ID, Identity: id, AccountPub: pub, History: true}, &next, nil
+	return &accountState{Name: l.Name, Device: dev.ID, Identity: id, AccountPub: pub, History: true}, dev, nil
 }
 
 // bootstrap creates the account of a new device in dir and fills it from
-// every history log the list names; then runs finish. Any error removes
-// what it created.
-func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Options, st *accountState, l *DeviceList, finish func(*Account) error) (*Account, *RestoreStats, error) {
+// every history log the lists (every version read) name; then runs finish.
+// Any error removes what it created.
+func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Options, st *accountState, lists []*DeviceList, finish func(*Account, *RestoreStats) error) (*Account, *RestoreStats, error) {
 	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
 		return nil, nil, fmt.Errorf("%w (%s)", ErrAccountExists, dir)
 	}
@@ -110,9 +149,9 @@ func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Opt
 	if err != nil {
 		return nil, nil, err
 	}
-	stats, err := fill(ctx, a, l)
+	stats, err := fill(ctx, a, everLogged(lists))
 	if err == nil {
-		err = finish(a)
+		err = finish(a, stats)
 	}
 	if err != nil {
 		a.db.Close()
@@ -122,11 +161,11 @@ func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Opt
 	return a, stats, nil
 }
 
-// fill reads every history log the list names into a new account.
-func fill(ctx context.Context, a *Account, l *DeviceList) (*RestoreStats, error) {
-	stats := &RestoreStats{}
+// fill reads the history logs of devices into a new account.
+func fill(ctx context.Context, a *Account, devices []string) (*RestoreStats, error) {
+	stats := &RestoreStats{logBlocks: map[string]int{}}
 	var entries []*logEntry
-	for _, id := range logDevices(l) {
+	for _, id := range devices {
 		n, err := a.readLog(ctx, a.fetchAll, id, func(_ *bolt.Tx, e []*logEntry) error {
 			entries = append(entries, e...)
 			return nil
@@ -136,6 +175,7 @@ func fill(ctx context.Context, a *Account, l *DeviceList) (*RestoreStats, error)
 		}
 		stats.Devices++
 		stats.Blocks += n
+		stats.logBlocks[id] = n
 	}
 	err := a.db.Update(func(tx *bolt.Tx) error {
 		if err := applySorted(tx, entries); err != nil {
@@ -189,12 +229,16 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	if len(l.Devices) >= MaxDevices {
 		return "", nil, fmt.Errorf("the account already has %d devices, the most allowed: remove one first", len(l.Devices))
 	}
-	st, next, err := newDeviceState(l, name, a.opts)
+	st, dev, err := newDeviceState(l, name, a.opts)
 	if err != nil {
 		return "", nil, err
 	}
+	next := l.successor()
+	next.Devices = append(next.Devices, *dev)
 	secret := make([]byte, 16)
-	rand.Read(secret)
+	if _, err := io.ReadFull(a.opts.Rand, secret); err != nil {
+		return "", nil, err
+	}
 	idb, _ := st.Identity.MarshalBinary()
 	pkg, _ := json.Marshal(linkPackage{Name: a.name, Device: st.Device, Identity: idb, Account: a.accountPub.Bytes(),
 		History: a.history[:], Epochs: a.epochKeys().marshal(), Expires: a.opts.Now().Add(ttl).UTC()})
@@ -205,12 +249,11 @@ func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration
 	if err := a.tr.Put(ctx, secretSlot("link", secret), chunk); err != nil {
 		return "", nil, fmt.Errorf("writing the link: %w", err)
 	}
-	if err := a.publishList(ctx, next); err != nil {
+	if err := a.publishList(ctx, l, next); err != nil {
 		return "", nil, err
 	}
 	a.announcements(ctx) // a failure is retried by the next Poll
-	dev := next.Devices[len(next.Devices)-1]
-	return linkCodePrefix + phraseEncoding.EncodeToString(secret), &dev, nil
+	return linkCodePrefix + phraseEncoding.EncodeToString(secret), dev, nil
 }
 
 func parseLinkCode(code string) ([]byte, error) {
@@ -266,7 +309,10 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 	if st.Epochs, err = parseEpochKeys(pkg.Epochs); err != nil || st.Epochs[0] != st.Key {
 		return nil, nil, fmt.Errorf("%w: link: bad history keys", ErrBadLinkCode)
 	}
-	d, err := fetchDirectory(ctx, tr.Get, st.Key[:], st.AccountPub, 0)
+	// The package has the epoch keys up to the link; the versions after it
+	// (a device removed meanwhile) carry the later ones sealed to us.
+	r := &dirReader{get: tr.Get, account: st.AccountPub, keys: st.Epochs, id: st.Identity, as: st.Device}
+	d, err := r.read(ctx, 0, 0, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -274,8 +320,8 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 	if l == nil || l.find(pkg.Device) == nil {
 		return nil, nil, fmt.Errorf("%w: the device it was made for is not (or no longer) in the account", ErrBadLinkCode)
 	}
-	st.List, st.Directory = d.signed, d.chunks
-	a, stats, err := bootstrap(ctx, dir, tr, opts, st, l, func(*Account) error {
+	st.List, st.Directory, st.Epochs = d.signed, d.chunks, r.keys
+	a, stats, err := bootstrap(ctx, dir, tr, opts, st, d.lists, func(*Account, *RestoreStats) error {
 		mark, err := sealContent(secretKey("link", secret), []byte("deaddrop link claimed"), []byte("claimed"), opts.Rand)
 		if err != nil {
 			return err
@@ -289,6 +335,7 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 		return nil, nil, err
 	}
 	a.announcements(ctx) // a failure is retried by the next Poll
+	stats.Problems = d.junk
 	stats.Duration = time.Since(start)
 	return a, stats, nil
 }

@@ -47,6 +47,12 @@ func (c *cli) restoreCmd() *cobra.Command {
 func (c *cli) printStats(s *deaddrop.RestoreStats) {
 	fmt.Fprintf(c.out, "history: %d contacts, %d messages from %d blocks of %d device logs in %s\n",
 		s.Contacts, s.Messages, s.Blocks, s.Devices, s.Duration.Round(time.Millisecond))
+	for _, d := range s.Evicted {
+		fmt.Fprintf(c.out, "removed device %s (%s) to make room for this one: the account had the most devices allowed\n", d.ID, d.Name)
+	}
+	for _, p := range s.Problems {
+		fmt.Fprintf(c.out, "skipped: %v\n", p)
+	}
 }
 
 func (c *cli) deviceCmd() *cobra.Command {
