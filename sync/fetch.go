@@ -22,6 +22,10 @@ type fetched struct {
 // wave); elsewhere it is fetchAll.
 type fetcher func(ctx context.Context, slots []feed.Slot) []fetched
 
+// prober is a fetcher with one more slot, fetched only for as long as the
+// others take, that reports whether it held a chunk (wave.Gate.GetProbe).
+type prober func(ctx context.Context, slots []feed.Slot, probe feed.Slot) ([]fetched, bool)
+
 // one turns a fetcher into a Get of one slot.
 func one(get fetcher) func(context.Context, feed.Slot) ([]byte, error) {
 	return func(ctx context.Context, s feed.Slot) ([]byte, error) {

@@ -88,6 +88,14 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 		}
 		return out
 	}
+	probe := func(ctx context.Context, slots []feed.Slot, ahead feed.Slot) ([]fetched, bool) {
+		results, p := g.GetProbe(ctx, slots, ahead)
+		out := make([]fetched, len(slots))
+		for i, r := range results {
+			out[i] = fetched{slots[i], r.Chunk, r.Err}
+		}
+		return out, p.Err == nil
+	}
 	type part struct {
 		res PollResult
 		err error
@@ -103,7 +111,7 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 		start(func(*PollResult) error { return a.syncDirectoryWith(ctx, get) })
 	}
 	readSession := func(name string, res *PollResult) error {
-		err := a.catchUp(ctx, get, name, res, progress)
+		err := a.catchUp(ctx, get, probe, name, res, progress)
 		if errors.Is(err, ErrUnknownContact) {
 			return nil // the session was dropped meanwhile (its device was removed)
 		}
@@ -179,7 +187,7 @@ func (a *Account) writeAfterPoll(ctx context.Context) error {
 // the sending side, and a chunk that no longer fits is reported and skipped.
 // It fetches no slot twice per call and nothing in a chain past a slot found
 // empty.
-func (a *Account) catchUp(ctx context.Context, get fetcher, name string, res *PollResult, progress Progress) error {
+func (a *Account) catchUp(ctx context.Context, get fetcher, probe prober, name string, res *PollResult, progress Progress) error {
 	sess, err := a.tendSkipped(name, res)
 	if err != nil {
 		return err
@@ -194,18 +202,19 @@ func (a *Account) catchUp(ctx context.Context, get fetcher, name string, res *Po
 		if len(targets) == 0 {
 			return nil
 		}
-		slots := make([]feed.Slot, len(targets), len(targets)+1)
+		slots := make([]feed.Slot, len(targets))
 		for i, t := range targets {
 			slots[i] = t.Slot
 		}
-		ahead, probing := lookahead(sess, window, a.opts.Window, round)
-		if probing {
-			slots = append(slots, ahead)
-		}
 		res.Fetched += len(slots)
-		results := get(ctx, slots)
-		aheadFound := probing && results[len(targets)].err == nil
-		results = results[:len(targets)]
+		var results []fetched
+		aheadFound := false
+		if ahead, ok := lookahead(sess, window, a.opts.Window, round); ok {
+			res.Fetched++
+			results, aheadFound = probe(ctx, slots, ahead)
+		} else {
+			results = get(ctx, slots)
+		}
 		found, err := splitFetched(results)
 		if err != nil {
 			return err
@@ -243,7 +252,9 @@ func (a *Account) catchUp(ctx context.Context, get fetcher, name string, res *Po
 // window only doubles. So a long catch-up reaches the full window after the
 // 8-slot round (1, 8, 64, 64, …: ⌈N/W⌉ + 2 waves of GETs), while a burst of a
 // few dozen messages grows 1, 8, 16, 32 and costs few misses past its end,
-// plus this one GET a round. The probe's chunk is not applied (it is out of
+// plus this one GET a round. The probe rides the wave only while the wave's
+// other GETs take (wave.Gate.GetProbe): a probe that misses never adds a
+// miss timeout to a wave of hits. Its chunk is not applied (it is out of
 // order): a later window fetches its slot again, in order. The first round
 // has none: an idle session costs only its two probes.
 func lookahead(sess *ratchet.Session, window, full, round int) (feed.Slot, bool) {

@@ -44,10 +44,12 @@ type Gate struct {
 }
 
 type request struct {
-	ctx   context.Context
-	slots []feed.Slot
-	out   []Result
-	done  chan struct{}
+	ctx      context.Context
+	slots    []feed.Slot
+	out      []Result
+	probe    *feed.Slot // an optional slot: see GetProbe
+	probeOut Result
+	done     chan struct{}
 }
 
 // New returns a Gate that fetches with get, at most limit at a time. The
@@ -94,13 +96,27 @@ func (g *Gate) Get(ctx context.Context, slots []feed.Slot) []Result {
 	if len(slots) == 0 {
 		return nil
 	}
-	r := &request{ctx: ctx, slots: slots, done: make(chan struct{})}
+	return g.wait(&request{ctx: ctx, slots: slots, done: make(chan struct{})}).out
+}
+
+// GetProbe is Get with one more slot, probe, that rides along in the wave
+// only for as long as the wave's other Gets take: when they are all back,
+// the probe is cancelled if it has not answered (its Result then carries the
+// context's error). A probe never makes a wave longer: on a store where a
+// miss costs a timeout, a probe that misses in a wave of hits costs nothing,
+// and one that finds its chunk answers with the hits.
+func (g *Gate) GetProbe(ctx context.Context, slots []feed.Slot, probe feed.Slot) ([]Result, Result) {
+	r := g.wait(&request{ctx: ctx, slots: slots, probe: &probe, done: make(chan struct{})})
+	return r.out, r.probeOut
+}
+
+func (g *Gate) wait(r *request) *request {
 	g.mu.Lock()
 	g.waiting = append(g.waiting, r)
 	g.release()
 	g.mu.Unlock()
 	<-r.done
-	return r.out
+	return r
 }
 
 func (g *Gate) leave() {
@@ -163,16 +179,42 @@ func (g *Gate) fetch(batch []*request) {
 			}
 		}()
 	}
+	probes := g.startProbes(batch)
 	for i := range jobs {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
+	probes()
 	for _, r := range batch {
 		r.out = make([]Result, len(r.slots))
 		for i, s := range r.slots {
 			r.out[i] = results[index[s]]
 		}
 		close(r.done)
+	}
+}
+
+// startProbes starts the probes of a wave's requests; the function it returns
+// cancels those still running and waits for them to answer.
+func (g *Gate) startProbes(batch []*request) (stop func()) {
+	var wg gosync.WaitGroup
+	var cancels []context.CancelFunc
+	for _, r := range batch {
+		if r.probe == nil {
+			continue
+		}
+		ctx, cancel := context.WithCancel(r.ctx)
+		cancels = append(cancels, cancel)
+		wg.Go(func() {
+			c, err := g.get(ctx, *r.probe)
+			r.probeOut = Result{c, err}
+		})
+	}
+	return func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+		wg.Wait()
 	}
 }
