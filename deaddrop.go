@@ -49,8 +49,9 @@ const (
 	Incoming = sync.Incoming
 )
 
-// MaxMessageSize is the largest message body in bytes.
-const MaxMessageSize = sync.MaxMessageSize
+// MaxMessageSize is the largest message text in bytes (longer than one
+// chunk: sent in parts and shown whole).
+const MaxMessageSize = sync.MaxTextSize
 
 // Config says where an account keeps its state and which store it talks to.
 type Config struct {

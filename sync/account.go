@@ -65,15 +65,18 @@ func (s MessageState) String() string {
 
 // Message is one entry of a conversation's history.
 type Message struct {
-	Contact  string
-	Local    uint64 // position in this account's history of the conversation
-	Dir      Direction
-	Seq      uint64 // the sender's sequence number
-	Body     string
-	Sent     time.Time // sender's clock
-	Received time.Time // our clock, incoming messages only
-	State    MessageState
-	Seen     bool // shown to the user by MarkSeen
+	Contact string
+	Local   uint64 // position in this account's history of the conversation
+	Dir     Direction
+	Seq     uint64 // the sender's sequence number
+	Body    string
+	// Attachment is a file message's manifest, encoded by package attach
+	// (the root package decodes it); nil for a text message.
+	Attachment []byte
+	Sent       time.Time // sender's clock
+	Received   time.Time // our clock, incoming messages only
+	State      MessageState
+	Seen       bool // shown to the user by MarkSeen
 }
 
 var (

@@ -26,6 +26,13 @@ const (
 	// of our announcement feed for this contact, and our signed device list
 	// (a JSON metaBody). Sent once by both sides of every new session.
 	KindMeta Kind = 4
+	// KindPart is one part of a message too long for one chunk: a long
+	// text or a file message with a long manifest (content.go). The reader
+	// shows the message once its last part arrived, never a piece of it.
+	KindPart Kind = 5
+	// KindFile is a file message: an attachment manifest and a caption
+	// (content.go); the file itself is in the store's bulk content.
+	KindFile Kind = 6
 )
 
 func (k Kind) String() string {
@@ -38,6 +45,10 @@ func (k Kind) String() string {
 		return "hello"
 	case KindMeta:
 		return "meta"
+	case KindPart:
+		return "part"
+	case KindFile:
+		return "file"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }
@@ -71,7 +82,7 @@ var (
 // seq numbers every message of one direction of one session from 1 without
 // gaps; ack is the highest seq the sender has received from its peer with no
 // gap below it. origin (sending device ID ‖ 8 random bytes) is the same in
-// every copy of a data message fanned out to the peer's devices, so that
+// every copy of a data, file or part message fanned out to the peer's devices, so that
 // their history holds it once; zero in other kinds.
 type envelope struct {
 	Kind   Kind
@@ -111,7 +122,7 @@ func parseEnvelope(b []byte) (*envelope, error) {
 	n := int(binary.BigEndian.Uint16(b[26+originSize:]))
 	rest := b[envelopeOverhead:]
 	switch {
-	case e.Kind < KindData || e.Kind > KindMeta:
+	case e.Kind < KindData || e.Kind > KindFile:
 		return nil, fmt.Errorf("envelope: unknown kind %d", b[1])
 	case e.Seq == 0:
 		return nil, errors.New("envelope: sequence number 0")
@@ -119,9 +130,9 @@ func parseEnvelope(b []byte) (*envelope, error) {
 		return nil, fmt.Errorf("envelope: body length field %d, but %d bytes follow", n, len(rest))
 	case n > MaxMessageSize:
 		return nil, fmt.Errorf("envelope: body of %d bytes exceeds %d", n, MaxMessageSize)
-	case e.Kind == KindData && n == 0:
-		return nil, errors.New("envelope: empty data message")
-	case e.Kind != KindData && !utf8.Valid(rest):
+	case (e.Kind == KindData || e.Kind == KindPart || e.Kind == KindFile) && n == 0:
+		return nil, fmt.Errorf("envelope: empty %v message", e.Kind)
+	case e.Kind != KindData && e.Kind != KindPart && e.Kind != KindFile && !utf8.Valid(rest):
 		return nil, errors.New("envelope: name is not UTF-8")
 	}
 	e.Body = append([]byte(nil), rest...)

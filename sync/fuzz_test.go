@@ -114,3 +114,43 @@ func FuzzParseCodes(f *testing.F) {
 		parseLinkCode(string(b))
 	})
 }
+
+// FuzzParsePart: any KindPart body decodes without panicking, and whatever
+// decodes re-encodes to the same bytes with a length its header implies.
+func FuzzParsePart(f *testing.F) {
+	_, long := (&content{Text: string(bytes.Repeat([]byte("x"), 6000))}).split()
+	_, file := (&content{Attach: bytes.Repeat([]byte{7}, 3000), Text: "cap"}).split()
+	fuzzseed.Add(f, "FuzzParsePart", *update, long[0], long[len(long)-1], file[1],
+		(&part{Kind: KindData, Index: 0, Count: 65535, Total: 1 << 30, Data: []byte("x")}).marshal(),
+		[]byte{1, 0, 0, 0, 2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parsePart(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(p.marshal(), b) {
+			t.Fatal("re-encoding differs")
+		}
+		if p.Count > MaxParts || p.Total > maxContentSize || p.Index >= p.Count {
+			t.Fatalf("accepted part %d of %d, %d bytes", p.Index, p.Count, p.Total)
+		}
+	})
+}
+
+// FuzzParseContent: any file message body decodes without panicking, and
+// whatever decodes re-encodes to the same bytes.
+func FuzzParseContent(f *testing.F) {
+	fuzzseed.Add(f, "FuzzParseContent", *update,
+		(&content{Attach: []byte{1, 2, 3}, Text: "photo"}).marshal(),
+		(&content{Attach: []byte{1}}).marshal(),
+		[]byte{0, 0, 0, 9, 1}, []byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := parseContent(KindFile, b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(c.marshal(), b) {
+			t.Fatal("re-encoding differs")
+		}
+	})
+}

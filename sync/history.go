@@ -7,7 +7,7 @@ import (
 )
 
 func (m *messageRecord) public(contact string) Message {
-	return Message{Contact: contact, Local: m.Local, Dir: m.Dir, Seq: m.Seq, Body: m.Body,
+	return Message{Contact: contact, Local: m.Local, Dir: m.Dir, Seq: m.Seq, Body: m.Body, Attachment: m.Attach,
 		Sent: m.Sent, Received: m.Received, State: m.State, Seen: m.Seen}
 }
 

@@ -343,11 +343,11 @@ func (a *Account) queueWaiting(tx *bolt.Tx, c *convRecord, sess *ratchet.Session
 		if err != nil {
 			return nil, err
 		}
-		out, err := a.queue(tx, c, sess, KindData, []byte(m.Body), m)
+		queued, err := a.queueContent(tx, c, sess, m)
 		if err != nil {
 			return nil, err
 		}
-		outs, keys = append(outs, out), append(keys, append([]byte(nil), k...))
+		outs, keys = append(outs, queued...), append(keys, append([]byte(nil), k...))
 	}
 	for _, k := range keys {
 		if err := waiting.Delete(k); err != nil {

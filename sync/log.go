@@ -44,6 +44,13 @@ type logEntry struct {
 	Received time.Time    `json:"r,omitzero"`
 	State    MessageState `json:"st,omitempty"`
 	Seen     bool         `json:"seen,omitempty"`
+
+	// msg of a file or long message (logcontent.go): Kind is the content's
+	// kind (0: text, Body is the text); Parts > 0 cuts the content across
+	// that many entries, Part numbering them.
+	Kind  Kind `json:"k,omitempty"`
+	Part  int  `json:"p,omitempty"`
+	Parts int  `json:"n,omitempty"`
 }
 
 func (e *logEntry) validate() error {
@@ -62,6 +69,9 @@ func (e *logEntry) validate() error {
 		if e.Type == "msg" && (e.Dir != Incoming && e.Dir != Outgoing || len(e.Body) == 0 || len(e.Body) > MaxMessageSize) {
 			return errors.New("malformed message entry")
 		}
+		if e.Type == "msg" {
+			return e.validateContent()
+		}
 	default:
 		return fmt.Errorf("unknown entry type %q", e.Type)
 	}
@@ -72,6 +82,8 @@ func contactEntry(c *contactRecord) *logEntry {
 	return &logEntry{Type: "contact", Contact: c.Name, Created: c.Created, MyAnn: c.MyAnn, PeerAnn: c.PeerAnn, PeerAccount: c.PeerAccount}
 }
 
+// messageEntry returns the history entry of a message whose content fits
+// one entry as text; messageEntries handles every message.
 func messageEntry(contact string, m *messageRecord) *logEntry {
 	return &logEntry{Type: "msg", Contact: contact, Origin: m.Origin, Dir: m.Dir, Body: []byte(m.Body),
 		Sent: m.Sent, Received: m.Received, State: m.State, Seen: m.Seen}

@@ -188,7 +188,14 @@ func applyEntry(tx *bolt.Tx, e *logEntry, contacts contactCache) error {
 		_, err = raiseMessage(tx, c.Name, m, e.State, e.Seen)
 		return err
 	}
-	m := &messageRecord{Origin: e.Origin, Dir: e.Dir, Seq: 1, Body: string(e.Body), Sent: e.Sent,
+	ct, err := entryContent(tx, e)
+	if errors.Is(err, ErrBadPart) || errors.Is(err, ErrBadContent) {
+		return nil // a malformed message entry is skipped, like one of an unknown contact
+	}
+	if err != nil || ct == nil {
+		return err // or a part of a long message not complete yet
+	}
+	m := &messageRecord{Origin: e.Origin, Dir: e.Dir, Seq: 1, Body: ct.Text, Attach: ct.Attach, Sent: e.Sent,
 		Received: e.Received, State: e.State, Seen: e.Seen || e.Dir == Outgoing}
 	if m.State == 0 || m.State == Queued {
 		m.State = Stored // a sibling's queued message is its business, not ours to resend

@@ -235,21 +235,25 @@ func (a *Account) deliver(tx *bolt.Tx, c *convRecord, env *envelope) (*Message, 
 			a.problem(fmt.Errorf("%s: device information: %w", c.Name, err))
 		}
 		return nil, nil
-	case KindData:
+	case KindData, KindFile, KindPart:
 	default:
 		return nil, nil
+	}
+	ct, err := a.receiveContent(tx, c, env)
+	if err != nil || ct == nil {
+		return nil, err // a part of a message not complete yet, or a malformed one
 	}
 	contact, err := c.loadContact(tx)
 	if err != nil {
 		return nil, err
 	}
-	m := &messageRecord{Origin: append([]byte(nil), env.Origin[:]...), Dir: Incoming, Seq: env.Seq, Body: string(env.Body),
+	m := &messageRecord{Origin: append([]byte(nil), env.Origin[:]...), Dir: Incoming, Seq: env.Seq, Body: ct.Text, Attach: ct.Attach,
 		Sent: env.Sent, Received: a.opts.Now(), State: Received}
 	m, isNew, err := insertMessage(tx, contact, m)
 	if err != nil || !isNew {
 		return nil, err
 	}
-	if err := a.stage(tx, messageEntry(contact.Name, m)); err != nil {
+	if err := a.stageMessage(tx, contact.Name, m); err != nil {
 		return nil, err
 	}
 	pub := m.public(contact.Name)

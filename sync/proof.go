@@ -117,16 +117,22 @@ func (a *Account) verifyProof(m Message, p *MessageProof, tree *merkle.Tree, ori
 	if p.Block >= p.Size {
 		return fmt.Errorf("%w: block %d beyond the log's %d", ErrTamperedLog, p.Block, p.Size)
 	}
-	content, err := openBlockContent(a.epochKeys().blockKeys(), p.Device, p.Block, p.Chunk)
+	plain, err := openBlockContent(a.epochKeys().blockKeys(), p.Device, p.Block, p.Chunk)
 	if err != nil {
 		return err
 	}
-	b, err := decodeBlock(content, p.Device, p.Block, tree.RootAt(p.Block))
+	b, err := decodeBlock(plain, p.Device, p.Block, tree.RootAt(p.Block))
 	if err != nil {
 		return err
 	}
+	whole := (&content{Text: m.Body, Attach: m.Attachment}).marshal()
 	for _, e := range b.Entries {
-		if e.Type == "msg" && e.Contact == m.Contact && bytes.Equal(e.Origin, origin) && string(e.Body) == m.Body {
+		if e.Type != "msg" || e.Contact != m.Contact || !bytes.Equal(e.Origin, origin) {
+			continue
+		}
+		// A long or file message: the block logs its first entry, which
+		// the proof covers (logcontent.go).
+		if e.Kind == 0 && string(e.Body) == m.Body || e.Kind != 0 && e.Part == 0 && bytes.HasPrefix(whole, e.Body) {
 			return nil
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	gosync "sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/ratchet"
@@ -39,11 +38,18 @@ func backoff(first, max time.Duration, n int) time.Duration {
 // failure loses nothing: Republish retries it. The returned message's State
 // says whether the store accepted a copy (Stored) or all are still Queued.
 func (a *Account) Send(ctx context.Context, contact, body string) (Message, error) {
-	if err := checkBody(body); err != nil {
+	return a.send(ctx, contact, &content{Text: body})
+}
+
+// send queues content for every device of contact and tries to store it
+// (Send, SendFile).
+func (a *Account) send(ctx context.Context, contact string, ct *content) (Message, error) {
+	if err := ct.check(); err != nil {
 		return Message{}, err
 	}
 	var outs []*outboxRecord
 	var names []string
+	var last []int // index in outs of each session's last envelope
 	var msg *messageRecord
 	err := a.db.Update(func(tx *bolt.Tx) error {
 		c, err := loadContact(tx, contact)
@@ -55,7 +61,7 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 			return err
 		}
 		// Seq is the first session's; each copy has its session's own.
-		msg = &messageRecord{Origin: a.newOrigin(), Dir: Outgoing, Seq: 1, Body: body, Sent: a.opts.Now(), State: Queued, Seen: true}
+		msg = &messageRecord{Origin: a.newOrigin(), Dir: Outgoing, Seq: 1, Body: ct.Text, Attach: ct.Attach, Sent: a.opts.Now(), State: Queued, Seen: true}
 		if len(sessions) > 0 {
 			msg.Seq = sessions[0].NextSeq
 		}
@@ -77,19 +83,22 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 			if err != nil {
 				return err
 			}
-			out, err := a.queue(tx, conv, s, KindData, []byte(body), msg)
+			queued, err := a.queueContent(tx, conv, s, msg)
 			if err != nil {
 				return err
 			}
 			if err := saveConv(tx, conv, s); err != nil {
 				return err
 			}
-			outs, names = append(outs, out), append(names, conv.Name)
+			for _, out := range queued {
+				outs, names = append(outs, out), append(names, conv.Name)
+			}
+			last = append(last, len(outs)-1)
 		}
 		// The history entry is staged with the message; the finisher packs
 		// it into a block (with those of other sends meanwhile) after the
 		// put, off the critical path.
-		return a.stage(tx, messageEntry(contact, msg))
+		return a.stageMessage(tx, contact, msg)
 	})
 	if err != nil {
 		return Message{}, err
@@ -99,8 +108,8 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 	if len(outs) == 0 {
 		return m, fmt.Errorf("%w: no session with any of %s's devices yet (a new device: it goes out when one of theirs answers, at a later 'deaddrop read')", ErrNotStored, contact)
 	}
-	for _, perr := range perrs {
-		if perr == nil {
+	for _, i := range last {
+		if perrs[i] == nil {
 			m.State = Stored
 		}
 	}
@@ -136,18 +145,6 @@ func (a *Account) putCopies(ctx context.Context, names []string, outs []*outboxR
 // ErrNotStored is returned by Send when the message is safely queued but the
 // store did not accept it yet; Republish will retry it.
 var ErrNotStored = errors.New("not stored yet (it stays in the outbox and will be republished)")
-
-func checkBody(body string) error {
-	switch {
-	case body == "":
-		return ErrEmptyMessage
-	case len(body) > MaxMessageSize:
-		return fmt.Errorf("%w: this one has %d bytes", ErrMessageTooLarge, len(body))
-	case !utf8.ValidString(body):
-		return errors.New("message is not valid UTF-8 text")
-	}
-	return nil
-}
 
 // queue encrypts the next message of session c into the outbox, inside tx.
 // It carries our current acknowledgement, so it settles any ack we owe. A

@@ -38,9 +38,11 @@ var (
 	bucketUnstored  = []byte("unstored")  // index → nothing: our history blocks the store has not accepted yet
 	bucketWaiting   = []byte("waiting")   // contact\0local → nothing: sent while no session existed
 	bucketAnnounced = []byte("announced") // contact\0index → the chunk we wrote to our announcement feed
+	bucketParts     = []byte("parts")     // session → partialRecord: the parts of a long message received so far
+	bucketLogParts  = []byte("logparts")  // contact\0origin → partialRecord: a long message's history entries read so far
 	allBuckets      = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
 		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
-		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced}
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced, bucketParts, bucketLogParts}
 )
 
 // marker is the value of keys whose presence is what counts: not empty,
@@ -153,6 +155,7 @@ type messageRecord struct {
 	Dir      Direction    `json:"dir"`
 	Seq      uint64       `json:"seq"`
 	Body     string       `json:"body"`
+	Attach   []byte       `json:"attach,omitempty"` // a file message's manifest (package attach)
 	Sent     time.Time    `json:"sent"`
 	Received time.Time    `json:"received,omitzero"`
 	State    MessageState `json:"state"`

@@ -302,7 +302,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown contact", func() error { _, err := p.alice.Send(ctx, "nobody", "x"); return err }(), "unknown contact"},
 		{"empty message", func() error { _, err := p.alice.Send(ctx, "bob", ""); return err }(), "empty"},
 		{"huge message", func() error {
-			_, err := p.alice.Send(ctx, "bob", strings.Repeat("x", sync.MaxMessageSize+1))
+			_, err := p.alice.Send(ctx, "bob", strings.Repeat("x", sync.MaxTextSize+1))
 			return err
 		}(), "limit is"},
 		{"own invite", func() error { _, err := p.alice.Accept(ctx, inv, "x"); return err }(), "own invite"},
