@@ -66,6 +66,7 @@ func Download(ctx context.Context, store feed.BulkStore, m *Manifest, w io.Write
 		if _, err := w.Write(res.data); err != nil {
 			return fmt.Errorf("attach: writing the file: %w", err)
 		}
+		opts.progress(int64(len(res.data)))
 	}
 	if [32]byte(whole.Sum(nil)) != m.SHA256 {
 		return fmt.Errorf("%w: SHA-256 of the whole does not match the manifest", ErrIntegrity)
@@ -249,6 +250,7 @@ func (s *saver) fetchMissing(ctx context.Context, store feed.BulkStore, id age.I
 	started := 0
 	for i := range s.m.Segments {
 		if _, done := s.journal.get(i); done {
+			opts.progress(s.m.segmentLen(i))
 			continue
 		}
 		select {
@@ -286,7 +288,11 @@ func (s *saver) fetch(ctx context.Context, store feed.BulkStore, id age.Identity
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("attach: %w", err)
 	}
-	return s.journal.record(journalEntry{I: i})
+	if err := s.journal.record(journalEntry{I: i}); err != nil {
+		return err
+	}
+	opts.progress(s.m.segmentLen(i))
+	return nil
 }
 
 // verify reads the part file back and checks the size and SHA-256 of the

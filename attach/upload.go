@@ -44,6 +44,16 @@ type Options struct {
 	// Attempts is how many times a segment is tried before giving up on a
 	// transient failure (default 3).
 	Attempts int
+	// Progress, if set, is told the plaintext bytes of every segment
+	// uploaded or saved (or found done by a journal), possibly from
+	// several goroutines at once: a progress bar adds them up.
+	Progress func(n int64)
+}
+
+func (o Options) progress(n int64) {
+	if o.Progress != nil {
+		o.Progress(n)
+	}
 }
 
 func (o Options) withDefaults() Options {
@@ -206,6 +216,7 @@ func (u *uploader) segment(ctx context.Context, i int, plain []byte) error {
 	if u.journal != nil {
 		if e, ok := u.journal.get(i); ok && bytes.Equal(e.SHA256, sum[:]) && feed.CheckRef(e.Ref) == nil {
 			u.setRef(i, e.Ref)
+			u.opts.progress(int64(len(plain)))
 			return nil
 		}
 	}
@@ -225,6 +236,7 @@ func (u *uploader) segment(ctx context.Context, i int, plain []byte) error {
 		}
 	}
 	u.setRef(i, ref)
+	u.opts.progress(int64(len(plain)))
 	return nil
 }
 

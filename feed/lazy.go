@@ -3,6 +3,8 @@ package feed
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"sync"
 )
 
@@ -68,4 +70,34 @@ func (l *lazy) Close() error {
 		return l.store.Close()
 	}
 	return nil
+}
+
+// PutBulk implements BulkStore once the real store, opened, does.
+func (l *lazy) PutBulk(ctx context.Context, r io.Reader) ([]byte, error) {
+	b, err := l.bulk(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.PutBulk(ctx, r)
+}
+
+// GetBulk implements BulkStore once the real store, opened, does.
+func (l *lazy) GetBulk(ctx context.Context, ref []byte) (io.ReadCloser, error) {
+	b, err := l.bulk(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.GetBulk(ctx, ref)
+}
+
+func (l *lazy) bulk(ctx context.Context) (BulkStore, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, ok := s.(BulkStore)
+	if !ok {
+		return nil, fmt.Errorf("feed: store %T holds no bulk content", s)
+	}
+	return b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/deaddrop/deaddrop/ratchet"
+	"github.com/deaddrop/deaddrop/transport"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -41,3 +42,7 @@ func (a *Account) queueContent(tx *bolt.Tx, c *convRecord, s *ratchet.Session, m
 	}
 	return outs, nil
 }
+
+// Transport returns the transport the account's store operations go
+// through (the root package asks it for bulk content: transport.BulkOf).
+func (a *Account) Transport() transport.Transport { return a.tr }
