@@ -83,26 +83,35 @@ func (c *cli) acceptCmd() *cobra.Command {
 }
 
 func (c *cli) sendCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "send <contact> <message...>",
-		Short: fmt.Sprintf("Send a message (at most %d bytes; '-' reads it from standard input)", deaddrop.MaxMessageSize),
+	var file, mediaType string
+	cmd := &cobra.Command{
+		Use:   "send <contact> <message...> | send <contact> --file PATH [message...]",
+		Short: fmt.Sprintf("Send a message (at most %d bytes; '-' reads it from standard input) or a file (at most %d MiB)", deaddrop.MaxMessageSize, deaddrop.MaxFileSize>>20),
 		Args: func(_ *cobra.Command, a []string) error {
-			if len(a) < 2 {
-				return usageError{errors.New("expected a contact and a message, e.g. 'deaddrop send bob hello'")}
+			if len(a) < 1 || file == "" && len(a) < 2 {
+				return usageError{errors.New("expected a contact and a message, e.g. 'deaddrop send bob hello', or a contact and --file PATH")}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, a []string) error {
-			body, err := c.argOrStdin(strings.Join(a[1:], " "))
-			if err != nil {
-				return err
+			body := strings.Join(a[1:], " ")
+			if file == "" || body == "-" {
+				var err error
+				if body, err = c.argOrStdin(body); err != nil {
+					return err
+				}
 			}
 			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
 			}
 			defer done()
-			m, err := cl.Send(ctx, a[0], body)
+			var m deaddrop.Message
+			if file != "" {
+				m, err = c.sendFile(ctx, cl, a[0], file, mediaType, body)
+			} else {
+				m, err = cl.Send(ctx, a[0], body)
+			}
 			if errors.Is(err, sync.ErrNotStored) {
 				fmt.Fprintf(c.out, "queued for %s: %v\n", a[0], err)
 				return nil
@@ -117,6 +126,9 @@ func (c *cli) sendCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&file, "file", "", "send this file (encrypted, uploaded to the store; the message carries its key)")
+	cmd.Flags().StringVar(&mediaType, "type", "", "the file's media type (default: from its extension)")
+	return cmd
 }
 
 // argOrStdin returns s, or standard input when s is "-".

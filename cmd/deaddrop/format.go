@@ -18,6 +18,9 @@ const continuation = "    "
 func formatMessage(m deaddrop.Message) string {
 	ts := m.Sent.Local().Format("15:04:05")
 	body := strings.ReplaceAll(terminalSafe(m.Body), "\n", "\n"+continuation)
+	if file := formatAttachment(m); file != "" {
+		body = strings.TrimLeft(body+" "+file, " ")
+	}
 	if m.Dir == deaddrop.Incoming {
 		return fmt.Sprintf("[%s] %s: %s", ts, m.Contact, body)
 	}

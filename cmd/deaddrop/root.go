@@ -47,7 +47,7 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	pf.StringVar(&c.mix, "mix", "", "route every store operation through the mix network of this topology file")
 	pf.StringVar(&c.mixKey, "mix-directory-key", "", "the directory key (hex) the mix topology must be signed by: required with --mix")
 	pf.BoolVar(&c.unpinned, "insecure-unpinned-topology", false, "accept a mix topology signed by whatever key it names (tests only: whoever can write the file picks your route)")
-	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.readCmd(),
+	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.saveCmd(), c.readCmd(),
 		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd(), c.restoreCmd(), c.deviceCmd(), c.mixCmd(),
 		c.keepCmd(), c.keeperCmd(), c.postageCmd())
 	return root
