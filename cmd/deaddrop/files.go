@@ -167,4 +167,3 @@ func (b *bar) done(err error) {
 	}
 	fmt.Fprintln(b.w)
 }
-
