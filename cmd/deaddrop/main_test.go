@@ -253,7 +253,7 @@ func TestBadInputExitCodes(t *testing.T) {
 	}{
 		{alice, []string{"send"}, 2, "expected a contact"},
 		{alice, []string{"send", "nobody", "hi"}, 1, "unknown contact"},
-		{alice, []string{"send", "bob", strings.Repeat("x", 5000)}, 1, "too large"},
+		{alice, []string{"send", "bob", strings.Repeat("x", 70000)}, 1, "too large"},
 		{alice, []string{"init", "Alice!"}, 2, "invalid name"},
 		{alice, []string{"init", "alice2"}, 1, "already exists"},
 		{bob, []string{"accept", "dd1garbage"}, 1, "invite"},

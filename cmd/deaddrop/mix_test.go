@@ -66,6 +66,14 @@ func TestMixEndToEnd(t *testing.T) {
 		withMix(alice, "send", "bob", fmt.Sprintf("m%d", i))
 	}
 	checkInOrder(t, withMix(bob, "read"), 50)
+	// A file is refused through the mix, with the trade-off named, and
+	// nothing leaves the client around it.
+	file := filepath.Join(dir, "photo.jpg")
+	os.WriteFile(file, []byte("not really a photo"), 0o600)
+	if _, errs, code := alice.run("--mix", topo, "--mix-directory-key", key, "send", "bob", "--file", file); code == 0 ||
+		!strings.Contains(errs, "only message chunks, not files") || !strings.Contains(errs, "reveal your node") {
+		t.Fatalf("file through the mix: exit %d, %q", code, errs)
+	}
 	if out := withMix(alice, "read"); !strings.Contains(out, "bob read 50 of your messages") {
 		t.Fatalf("alice's receipts: %q", out)
 	}
