@@ -189,3 +189,39 @@ func TestSendFileRefusedThroughMix(t *testing.T) {
 type countingReader struct{ n int }
 
 func (r *countingReader) Read(p []byte) (int, error) { r.n += len(p); return len(p), nil }
+
+// The history log records the manifest, not the file: a device restored
+// from the phrase lists the file and fetches it on demand.
+func TestAttachmentAfterRestore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	alice, bob := filePair(t, nil)
+	data := bytes.Repeat([]byte("restore me "), 100000)
+	if _, err := alice.SendFile(ctx, "bob", bytes.NewReader(data), "notes.txt", "text/plain", "keep this"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Receive(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Receive(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	phrase := alice.RecoveryPhrase()
+	restored, _, err := deaddrop.Restore(ctx, t.TempDir(), phrase, "phone", deaddrop.Config{Store: alice.Store()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	hist, err := restored.History("bob", deaddrop.Query{})
+	if err != nil || len(hist) != 1 || hist[0].Body != "keep this" {
+		t.Fatalf("restored history: %d messages, %v", len(hist), err)
+	}
+	dir := t.TempDir()
+	path, err := restored.SaveAttachment(ctx, deaddrop.MessageID(hist[0]), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+		t.Fatal("file fetched after restore differs")
+	}
+}
