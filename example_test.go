@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/deaddrop/deaddrop"
 )
@@ -78,4 +79,35 @@ func ExampleRestore() {
 	// restored 1 message
 	// remember this
 	// welcome back
+}
+
+// Bob sends a file; alice sees it in her messages and saves it. The file is
+// encrypted and uploaded as the store's bulk content; the message carries
+// its key, and the file appears under its name only once verified.
+func ExampleClient_SendFile() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "deaddrop-example")
+	defer os.RemoveAll(dir)
+	cfg := deaddrop.Config{Store: "embedded:" + filepath.Join(dir, "store")}
+	alice, _ := deaddrop.Init(ctx, filepath.Join(dir, "alice"), "alice", cfg)
+	defer alice.Close()
+	bob, _ := deaddrop.Init(ctx, filepath.Join(dir, "bob"), "bob", cfg)
+	defer bob.Close()
+	invite, _ := alice.Invite("bob")
+	bob.Accept(ctx, invite, "")
+
+	bob.SendFile(ctx, "alice", strings.NewReader("minutes of the meeting"), "minutes.txt", "text/plain", "as promised")
+
+	res, _ := alice.Receive(ctx, nil)
+	for _, m := range res.New {
+		if file, _ := deaddrop.AttachmentOf(m); file != nil {
+			fmt.Printf("%s: %s [%s, %d bytes]\n", m.Contact, m.Body, file.Name, file.Size)
+			path, _ := alice.SaveAttachment(ctx, deaddrop.MessageID(m), dir, nil)
+			saved, _ := os.ReadFile(path)
+			fmt.Println(string(saved))
+		}
+	}
+	// Output:
+	// bob: as promised [minutes.txt, 22 bytes]
+	// minutes of the meeting
 }

@@ -115,6 +115,11 @@ func TestFileMessageAndRestore(t *testing.T) {
 	if len(h) != 3 || !bytes.Equal(h[0].Attachment, manifest) || h[0].Body != "the photo" || h[2].Body != long {
 		t.Fatalf("restored history has %d messages", len(h))
 	}
+	for _, m := range h {
+		if _, err := a2.ProveMessage(ctx, m); err != nil {
+			t.Errorf("proof of message %d: %v", m.Local, err)
+		}
+	}
 }
 
 func TestFileMessageBadInput(t *testing.T) {
