@@ -40,6 +40,9 @@ var (
 	// carries no bulk content: the mix transport (see transport.ErrNoBulk
 	// for the trade-off).
 	ErrNoBulk = transport.ErrNoBulk
+	// ErrDamaged reports a file that does not match its manifest (tampered,
+	// truncated, a size or hash that lies): nothing is saved.
+	ErrDamaged = attach.ErrIntegrity
 	// ErrNotAFile reports a message that carries no attachment.
 	ErrNotAFile = errors.New("that message carries no file")
 	// ErrBadMessageID reports a message ID not of the form contact:number.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -69,6 +70,9 @@ func (c *cli) saveCmd() *cobra.Command {
 			bar := c.progressBar("downloading "+terminalSafe(info.Name), info.Size)
 			path, err := cl.SaveAttachment(ctx, a[0], dir, bar.add)
 			bar.done(err)
+			if errors.Is(err, deaddrop.ErrDamaged) {
+				return fmt.Errorf("%w (nothing was saved: the file on the store is not the one the message describes)", err)
+			}
 			if err != nil {
 				return fmt.Errorf("%w (nothing was saved under the file's name; 'deaddrop save' again resumes)", err)
 			}

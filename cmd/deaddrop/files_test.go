@@ -213,3 +213,48 @@ func killAfter(t *testing.T, c *exec.Cmd, journal string, within time.Duration, 
 	case <-exited:
 	}
 }
+
+// A file damaged on the store: save fails with a clear error and nothing
+// appears under the file's name, not even a partial file.
+func TestSaveDamagedFile(t *testing.T) {
+	us := newUsers(t, "", "alice", "bob")
+	alice, bob := us[0], us[1]
+	connect(t, alice, bob, "alice", "bob")
+	src := t.TempDir()
+	randomFile(t, src, "x.bin", 300<<10, 3)
+	alice.ok("send", "bob", "--file", filepath.Join(src, "x.bin"))
+	id := fileID(t, bob.ok("read"))
+	objects, _ := filepath.Glob(filepath.Join(strings.TrimPrefix(alice.store, "embedded:"), "bulk", "*", "*"))
+	if len(objects) == 0 {
+		t.Fatal("no bulk objects in the store")
+	}
+	for _, o := range objects {
+		b, _ := os.ReadFile(o)
+		b[len(b)/2] ^= 1
+		os.WriteFile(o, b, 0o600)
+	}
+	dir := t.TempDir()
+	_, errs, code := bob.run("save", id, "--out", dir)
+	if code != 1 || !strings.Contains(errs, "nothing was saved: the file on the store is not") || strings.Contains(errs, "goroutine") {
+		t.Fatalf("save of a damaged file: exit %d %q", code, errs)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, "x*")); len(names) != 0 {
+		t.Fatalf("a damaged file left %v", names)
+	}
+	t.Logf("%s", strings.TrimSpace(errs))
+}
+
+func TestProgressBar(t *testing.T) {
+	var buf bytes.Buffer
+	b := &bar{w: &buf, label: "uploading x", total: 10 << 20}
+	b.add(4 << 20)
+	b.add(6 << 20)
+	b.done(nil)
+	if out := buf.String(); !strings.Contains(out, "uploading x [") || !strings.Contains(out, "100%") || !strings.HasSuffix(out, "\n") {
+		t.Fatalf("bar drew %q", out)
+	}
+	c := &cli{err: &buf}
+	if c.progressBar("x", 1).w != nil {
+		t.Fatal("a bar drawn to a buffer, not a terminal")
+	}
+}
