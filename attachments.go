@@ -112,7 +112,11 @@ func (c *Client) SendFileProgress(ctx context.Context, contact string, r io.Read
 }
 
 // uploadJournal returns the journal path of an upload of name to contact,
-// in the account's home (it holds the file's key).
+// in the account's home (it holds the file's key). Keyed by contact and
+// name, not content: a different file sent under the same name to the same
+// contact after an interrupted upload reuses that upload's key (its
+// segments differ, so none is skipped). Both files go to the same people;
+// the key is still never shared with anyone else.
 func (c *Client) uploadJournal(contact, name string) (string, error) {
 	dir := filepath.Join(c.home, "uploads")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
