@@ -96,7 +96,7 @@ func (c *cli) saveCmd() *cobra.Command {
 func formatAttachment(m deaddrop.Message) string {
 	info, err := deaddrop.AttachmentOf(m)
 	if err != nil {
-		return "[a file whose description is damaged: " + err.Error() + "]"
+		return "[a file whose description is damaged: " + terminalSafe(err.Error()) + "]"
 	}
 	if info == nil {
 		return ""
