@@ -19,3 +19,10 @@ func OutboxSlotForTest(a *Account, contact string, seq uint64) (feed.Slot, bool)
 	})
 	return s, ok
 }
+
+// LinkAndJoinForTest links a device to a and joins it in dir, both sides
+// at once.
+var LinkAndJoinForTest = linkAndJoin
+
+// JoinLinkForTest joins dir with lk's code while a waits for it.
+var JoinLinkForTest = joinLink
