@@ -35,6 +35,7 @@ type (
 	MessageState = sync.MessageState
 	Progress     = sync.Progress
 	Device       = sync.Device
+	Link         = sync.Link
 	DeviceInfo   = sync.DeviceInfo
 	RestoreStats = sync.RestoreStats
 )

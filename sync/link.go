@@ -372,7 +372,7 @@ func openLinkAnswer(secret []byte, eph *ratchet.Identity, chunk []byte) (*linkAn
 	}
 	content, err := eph.OpenSealed(box)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the answer is not for this join (another device joined with the same code?)", ErrBadLinkCode)
+		return nil, fmt.Errorf("%w: this code was used already by another join (codes work once; if not by you, someone else has it: check 'deaddrop device list' on the linking device)", ErrBadLinkCode)
 	}
 	var ans linkAnswer
 	if err := json.Unmarshal(content, &ans); err != nil || ans.V != linkVersion {
@@ -382,4 +382,19 @@ func openLinkAnswer(secret []byte, eph *ratchet.Identity, chunk []byte) (*linkAn
 		return nil, fmt.Errorf("%w: the linking device refused the join: %s", ErrBadLinkCode, ans.Refused)
 	}
 	return &ans, nil
+}
+
+// DeviceFingerprint is the fingerprint of this device's own identity, which
+// 'device join' shows and 'device link' shows for the joiner: the two must
+// match (a leaked code lets someone else race the join).
+func (a *Account) DeviceFingerprint() string { return a.id.Public().Fingerprint() }
+
+// Fingerprint is the fingerprint of the device's identity (empty before the
+// device joined).
+func (d *Device) Fingerprint() string {
+	p, err := ratchet.ParsePublicIdentity(d.Identity)
+	if err != nil {
+		return ""
+	}
+	return p.Fingerprint()
 }
