@@ -3,12 +3,15 @@ package sync
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,7 +228,7 @@ func (a *Account) WaitLink(ctx context.Context, lk *Link, confirm func(*Device) 
 		return nil, err
 	}
 	ans, err := sealLinkAnswer(secret, eph, &linkAnswer{V: linkVersion, Name: a.name, Device: dev.ID, Account: a.accountPub.Bytes(),
-		History: a.history[:], Epochs: a.epochKeys().marshal()}, a.opts.Rand)
+		History: a.history[:], Epochs: linkEpochs(a.epochKeys())}, a.opts.Rand)
 	if err == nil {
 		err = a.tr.Put(ctx, linkAnswerSlot(secret), ans)
 	}
@@ -397,4 +400,15 @@ func (d *Device) Fingerprint() string {
 		return ""
 	}
 	return p.Fingerprint()
+}
+
+// linkEpochs encodes epoch keys for a link answer: u64 epoch ‖ key, in
+// ascending epoch order.
+func linkEpochs(k epochKeys) []byte {
+	var b []byte
+	for _, e := range slices.Sorted(maps.Keys(k)) {
+		key := k[e]
+		b = append(binary.BigEndian.AppendUint64(b, e), key[:]...)
+	}
+	return b
 }

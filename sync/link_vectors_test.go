@@ -94,7 +94,7 @@ func buildLinkVectors(t *testing.T) *linkVectors {
 		t.Fatal(err)
 	}
 	ans := &linkAnswer{V: linkVersion, Name: "alice", Device: "0123456789abcdef", Account: keys.identity.Public().Bytes(),
-		History: keys.history[:], Epochs: epochKeys{0: keys.history, 1: [32]byte(rep(0x44, 32))}.marshal()}
+		History: keys.history[:], Epochs: linkEpochs(epochKeys{0: keys.history, 1: [32]byte(rep(0x44, 32))})}
 	content, _ := json.Marshal(ans)
 	v.AnswerContent = string(content)
 	chunk, err = sealLinkAnswer(secret, eph.Public(), ans, bytes.NewReader(append(rep(0xbb, 32), rep(0xcc, 24)...)))
