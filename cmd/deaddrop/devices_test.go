@@ -153,3 +153,18 @@ func linkDevice(t *testing.T, from, to *user, name string, joinArgs ...string) (
 	}
 	return code, line + string(rest), joined
 }
+
+// A link code nobody uses ends 'device link' at its expiry with an error,
+// and the device list is unchanged; a version 3 code is refused with a
+// message that says so.
+func TestDeviceLinkExpires(t *testing.T) {
+	alice := newUsers(t, "", "alice")[0]
+	if out, errs, code := alice.run("device", "link", "laptop", "--ttl", "1s"); code == 0 || !strings.Contains(errs, "expired") {
+		t.Fatalf("an unused code: exit %d, %q %q", code, out, errs)
+	}
+	expect(t, alice.ok("device", "list"), "version 1")
+	x := &user{t: t, home: filepath.Join(t.TempDir(), "x")}
+	if _, errs, code := x.run("device", "join", "ddlink1-eirceirceirceirceirceircei", "--store", alice.store); code == 0 || !strings.Contains(errs, "version 3") {
+		t.Fatalf("a version 3 code: exit %d, %q", code, errs)
+	}
+}
