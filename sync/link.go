@@ -317,7 +317,7 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 		}
 		select {
 		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("no answer from the linking device (is 'deaddrop device link' still running there?): %w", ctx.Err())
+			return nil, nil, fmt.Errorf("no answer from the linking device (is 'deaddrop device link' still running there?); the code is spent, make a new one: %w", ctx.Err())
 		case <-time.After(linkPollEvery):
 		}
 	}
