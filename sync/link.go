@@ -222,17 +222,20 @@ func (a *Account) WaitLink(ctx context.Context, lk *Link, confirm func(*Device) 
 			return refuse("the identity is already a device of the account", fmt.Errorf("%w: the joiner's identity or ID is already device %s", ErrBadLinkCode, d.ID))
 		}
 	}
+	// Sealed before the list is published: an ephemeral key that cannot be
+	// sealed to (a low-order point) must not leave a device behind. Adding a
+	// device starts no epoch, so these are the keys after it too.
+	ans, err := sealLinkAnswer(secret, eph, &linkAnswer{V: linkVersion, Name: a.name, Device: dev.ID, Account: a.accountPub.Bytes(),
+		History: a.history[:], Epochs: linkEpochs(a.epochKeys())}, a.opts.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the join request's ephemeral key: %v", ErrBadLinkCode, err)
+	}
 	next := l.successor()
 	next.Devices = append(next.Devices, dev)
 	if err := a.publishList(ctx, l, next); err != nil {
 		return nil, err
 	}
-	ans, err := sealLinkAnswer(secret, eph, &linkAnswer{V: linkVersion, Name: a.name, Device: dev.ID, Account: a.accountPub.Bytes(),
-		History: a.history[:], Epochs: linkEpochs(a.epochKeys())}, a.opts.Rand)
-	if err == nil {
-		err = a.tr.Put(ctx, linkAnswerSlot(secret), ans)
-	}
-	if err != nil {
+	if err := a.tr.Put(ctx, linkAnswerSlot(secret), ans); err != nil {
 		return nil, fmt.Errorf("device %s is in the device list but its keys could not be sent (remove it and link again): %w", dev.ID, err)
 	}
 	a.announcements(ctx) // a failure is retried by the next Poll

@@ -283,6 +283,27 @@ func TestLinkCodeLeakedBeforeUse(t *testing.T) {
 	if listVersion(t, alice) != v {
 		t.Fatal("a forged request changed the device list")
 	}
+
+	// A request whose ephemeral key is a low-order point (nothing can be
+	// sealed to it) leaves no device behind.
+	lk, err = alice.LinkDevice(ctx, "laptop", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret = codeSecret(t, lk.Code)
+	chunk, err := sealLinkRequest(secret, victim, make([]byte, 32), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Put(ctx, linkRequestSlot(secret), chunk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.WaitLink(ctx, lk, nil); !errors.Is(err, ErrBadLinkCode) {
+		t.Fatalf("low-order ephemeral key: %v", err)
+	}
+	if err := alice.syncDirectory(ctx); err != nil || listVersion(t, alice) != v {
+		t.Fatalf("a request with a low-order ephemeral key changed the device list: %v", err)
+	}
 }
 
 // Issue 12, item 4: an expired code is refused by the linking device, by
