@@ -15,6 +15,7 @@ import (
 	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/sync"
 	"github.com/deaddrop/deaddrop/transport"
+	bolt "go.etcd.io/bbolt"
 )
 
 func envInt(name string, def int) int {
@@ -104,7 +105,9 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatalf("stage %d: hub read %d of %d", stage, got, n*convs)
 		}
 		if fi, err := os.Stat(filepath.Join(hubHome, "state.db")); err == nil {
-			b.Logf("stage %d: hub state file %d MiB", stage+1, fi.Size()>>20)
+			b.Logf("stage %d: hub state file %d MiB (%.0f bytes per message): %s", stage+1, fi.Size()>>20,
+				float64(fi.Size())/float64(sent), stateBreakdown(filepath.Join(hubHome, "state.db")))
+			b.ReportMetric(float64(fi.Size())/float64(sent), fmt.Sprintf("state-B/msg-stage%d", stage+1))
 		}
 		b.Logf("stage %d: %d messages written in %v; hub read them in %v: %.0f msg/s; peak RSS: anonymous %d MiB, file-backed %d MiB",
 			stage+1, got, gen.Round(time.Millisecond), took.Round(time.Millisecond), float64(got)/took.Seconds(),
@@ -153,4 +156,29 @@ func watchMemory(pid int) <-chan memory {
 		}
 	}()
 	return ch
+}
+
+// stateBreakdown says where a state file's bytes go: per bucket, the bytes
+// of its keys and values and of the pages holding them.
+func stateBreakdown(path string) string {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err.Error()
+	}
+	defer db.Close()
+	var parts []string
+	db.View(func(tx *bolt.Tx) error {
+		parts = append(parts, fmt.Sprintf("free %d pages", tx.Stats().PageCount-int64(tx.Size()/int64(tx.DB().Info().PageSize))))
+		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+			st := bk.Stats()
+			var kv int
+			bk.ForEach(func(k, v []byte) error { kv += len(k) + len(v); return nil })
+			pages := st.BranchPageN + st.BranchOverflowN + st.LeafPageN + st.LeafOverflowN
+			if pages > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d keys %.1f MB in %d pages (%.1f MB)", name, st.KeyN, float64(kv)/1e6, pages, float64(pages*tx.DB().Info().PageSize)/1e6))
+			}
+			return nil
+		})
+	})
+	return strings.Join(parts, "; ")
 }
