@@ -151,7 +151,9 @@ func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Opt
 	}
 	if err != nil {
 		a.db.Close()
+		a.blocks.close()
 		os.Remove(filepath.Join(dir, stateFile))
+		os.Remove(filepath.Join(dir, blockFileName))
 		return nil, nil, err
 	}
 	return a, stats, nil
