@@ -152,10 +152,10 @@ func (o *Options) fill() {
 type Account struct {
 	db     *bolt.DB
 	blocks *blockFile // this device's own history blocks
-	tr   transport.Transport
-	opts Options
-	id   *ratchet.Identity // this device's identity: its sessions' key
-	name string
+	tr     transport.Transport
+	opts   Options
+	id     *ratchet.Identity // this device's identity: its sessions' key
+	name   string
 
 	device     string                 // this device's ID, hex
 	accountPub ratchet.PublicIdentity // the account identity
