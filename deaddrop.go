@@ -35,6 +35,7 @@ type (
 	MessageState = sync.MessageState
 	Progress     = sync.Progress
 	Device       = sync.Device
+	Link         = sync.Link
 	DeviceInfo   = sync.DeviceInfo
 	RestoreStats = sync.RestoreStats
 )
@@ -142,7 +143,9 @@ func Restore(ctx context.Context, home, phrase, deviceName string, cfg Config) (
 	})
 }
 
-// JoinDevice makes home the device a 'device link' code was made for.
+// JoinDevice makes home a new device of the account whose 'device link'
+// printed code: it waits (until ctx ends) for the linking device, which must
+// be waiting for the join (Client.WaitLink).
 func JoinDevice(ctx context.Context, home, code string, cfg Config) (*Client, *RestoreStats, error) {
 	return newDevice(ctx, home, cfg, func(tr transport.Transport) (*sync.Account, *sync.RestoreStats, error) {
 		return sync.JoinDevice(ctx, home, code, tr, sync.Options{Window: cfg.Window})

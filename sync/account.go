@@ -153,11 +153,12 @@ func (o *Options) fill() {
 // concurrent use: every state change is a read-modify-write inside one bbolt
 // write transaction, and bbolt admits one writer at a time.
 type Account struct {
-	db   *bolt.DB
-	tr   transport.Transport
-	opts Options
-	id   *ratchet.Identity // this device's identity: its sessions' key
-	name string
+	db     *bolt.DB
+	blocks *blockFile // this device's own history blocks
+	tr     transport.Transport
+	opts   Options
+	id     *ratchet.Identity // this device's identity: its sessions' key
+	name   string
 
 	device     string                 // this device's ID, hex
 	accountPub ratchet.PublicIdentity // the account identity
@@ -269,7 +270,7 @@ func createAccount(dir string, tr transport.Transport, opts Options, st *account
 		db.Close()
 		return nil, err
 	}
-	a := &Account{db: db, tr: tr, opts: opts, id: st.Identity, name: st.Name, device: st.Device,
+	a := &Account{db: db, blocks: newBlockFile(db), tr: tr, opts: opts, id: st.Identity, name: st.Name, device: st.Device,
 		accountPub: st.AccountPub, accountKey: st.AccountKey, history: st.Key, historyOn: st.History,
 		epochs: st.epochKeys()}
 	a.startFinisher()
@@ -295,7 +296,7 @@ func Open(dir string, tr transport.Transport, opts Options) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Account{db: db, tr: tr, opts: opts}
+	a := &Account{db: db, blocks: newBlockFile(db), tr: tr, opts: opts}
 	err = db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAccount)
 		if b.Get([]byte("identity")) == nil {
@@ -408,7 +409,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 // Close closes the state database and the transport.
 func (a *Account) Close() error {
 	a.stopFinisher()
-	return errors.Join(a.db.Close(), a.tr.Close())
+	return errors.Join(a.db.Close(), a.blocks.close(), a.tr.Close())
 }
 
 // Name returns the account's display name.

@@ -171,7 +171,9 @@ func insertMessage(tx *bolt.Tx, c *contactRecord, m *messageRecord) (*messageRec
 	m.Local = c.NextLocal
 	c.NextLocal++
 	key := contactKey(c.Name, m.Local)
-	if err := putRecord(tx.Bucket(bucketMessages), key, m); err != nil {
+	messages := tx.Bucket(bucketMessages)
+	messages.FillPercent = 0.9 // each contact's keys only grow: fill pages, leave room for state changes
+	if err := putRecord(messages, key, m); err != nil {
 		return nil, false, err
 	}
 	if err := origins.Put(okey, key[len(key)-8:]); err != nil {

@@ -78,11 +78,12 @@ func TestDevicesAndRestore(t *testing.T) {
 	send(t, p.bob, "alice", "b1")
 	settle(t, p.alice, p.bob)
 
-	code, dev, err := p.alice.LinkDevice(ctx, "laptop", time.Minute)
+	lk, err := p.alice.LinkDevice(ctx, "laptop", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2, stats, err := sync.JoinDevice(ctx, t.TempDir(), code, direct(p.store), sync.Options{})
+	code := lk.Code
+	a2, stats, dev, err := sync.JoinLinkForTest(ctx, p.alice, lk, t.TempDir(), direct(p.store), sync.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,12 +213,12 @@ func TestRestoreBadInput(t *testing.T) {
 			t.Errorf("link code %q: %v", code, err)
 		}
 	}
-	code, _, err := p.alice.LinkDevice(ctx, "old", time.Millisecond)
+	lk, err := p.alice.LinkDevice(ctx, "old", time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond)
-	if _, _, err := sync.JoinDevice(ctx, dir, code, direct(p.store), sync.Options{}); err == nil || !strings.Contains(err.Error(), "expired") {
+	if _, _, _, err := sync.JoinLinkForTest(ctx, p.alice, lk, dir, direct(p.store), sync.Options{}); !errors.Is(err, sync.ErrLinkExpired) {
 		t.Errorf("expired code: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state.db")); err == nil {
@@ -382,7 +383,7 @@ func TestHistoryOff(t *testing.T) {
 	if alice.RecoveryPhrase() != "" {
 		t.Fatal("a recovery phrase without history")
 	}
-	if _, _, err := alice.LinkDevice(ctx, "laptop", time.Minute); !errors.Is(err, sync.ErrNoHistory) {
+	if _, err := alice.LinkDevice(ctx, "laptop", time.Minute); !errors.Is(err, sync.ErrNoHistory) {
 		t.Fatalf("link with history off: %v", err)
 	}
 	inv, _ := alice.Invite("bob")
@@ -403,11 +404,7 @@ func TestHistoryOff(t *testing.T) {
 // link adds a device to a's account and joins it.
 func link(t *testing.T, a *sync.Account, store feed.Store, name string) *sync.Account {
 	t.Helper()
-	code, _, err := a.LinkDevice(ctx, name, time.Minute)
-	if err != nil {
-		t.Fatalf("link %s: %v", name, err)
-	}
-	d, _, err := sync.JoinDevice(ctx, t.TempDir(), code, direct(store), sync.Options{})
+	d, _, _, err := sync.LinkAndJoinForTest(ctx, a, name, time.Minute, t.TempDir(), direct(store), sync.Options{})
 	if err != nil {
 		t.Fatalf("join %s: %v", name, err)
 	}
@@ -481,7 +478,7 @@ func TestJoinAfterRemoval(t *testing.T) {
 	settle(t, p.alice, p.bob)
 	old := link(t, p.alice, p.store, "old")
 	settle(t, p.alice, old, p.bob)
-	early, _, err := p.alice.LinkDevice(ctx, "early", time.Minute) // used after the removal
+	early, err := p.alice.LinkDevice(ctx, "early", time.Minute) // used after the removal
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +488,7 @@ func TestJoinAfterRemoval(t *testing.T) {
 	send(t, p.alice, "bob", "after")
 	settle(t, p.alice, p.bob)
 	late := link(t, p.alice, p.store, "late")
-	e, _, err := sync.JoinDevice(ctx, t.TempDir(), early, direct(p.store), sync.Options{})
+	e, _, _, err := sync.JoinLinkForTest(ctx, p.alice, early, t.TempDir(), direct(p.store), sync.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +518,7 @@ func TestRestoreEvicts(t *testing.T) {
 		abandoned = append(abandoned, r.DeviceID())
 		r.Close() // and its home is lost
 	}
-	if _, _, err := p.alice.LinkDevice(ctx, "sixth", time.Minute); err == nil {
+	if _, err := p.alice.LinkDevice(ctx, "sixth", time.Minute); err == nil {
 		t.Fatal("linked a sixth device")
 	}
 	r, stats := restore(t, phrase, p.store, "phone")

@@ -1,6 +1,8 @@
 package sync
 
 import (
+	"encoding/binary"
+
 	"github.com/deaddrop/deaddrop/feed"
 	bolt "go.etcd.io/bbolt"
 )
@@ -18,4 +20,35 @@ func OutboxSlotForTest(a *Account, contact string, seq uint64) (feed.Slot, bool)
 		return nil
 	})
 	return s, ok
+}
+
+// LinkAndJoinForTest links a device to a and joins it in dir, both sides
+// at once.
+var LinkAndJoinForTest = linkAndJoin
+
+// JoinLinkForTest joins dir with lk's code while a waits for it.
+var JoinLinkForTest = joinLink
+
+// InlineOwnBlocksForTest rewrites a's own history blocks as state written
+// before the block file existed held them: the chunk inline, in JSON.
+func InlineOwnBlocksForTest(a *Account) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlocks)
+		type kv struct{ k, v []byte }
+		var all []kv
+		err := b.ForEach(func(k, v []byte) error {
+			chunk, err := a.ownBlock(binary.BigEndian.Uint64(k), v)
+			all = append(all, kv{append([]byte(nil), k...), chunk})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range all {
+			if err := putRecord(b, e.k, &blockRecord{Chunk: e.v}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -117,11 +117,7 @@ func TestRemovedDeviceCannotReadNewHistory(t *testing.T) {
 		}
 	}
 	logOne("before")
-	code, _, err := a1.LinkDevice(ctx, "laptop", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a2, _, err := JoinDevice(ctx, t.TempDir(), code, tr, Options{})
+	a2, _, _, err := linkAndJoin(ctx, a1, "laptop", time.Hour, t.TempDir(), tr, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ func FuzzDecodeRecords(f *testing.F) {
 		sealValue([]byte(`{"name":"bob","session":"AQ==","next_seq":3,"peer_acked":1,"recv_contig":2}`)),
 		sealValue([]byte(`{"seq":1,"kind":1,"slot":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","chunk":""}`)),
 		sealValue([]byte(`{"local":1,"dir":2,"seq":1,"body":"hi"}`)),
+		sealValue((&messageRecord{Local: 1, Origin: make([]byte, originSize), Dir: Incoming, Seq: 3, Body: "hi", Sent: time.Unix(1, 2), State: 1, Seen: true}).marshalRecord()),
 		sealValue([]byte(`{"pending":"AQ==","label":"bob"}`)),
 		sealValue([]byte(`{`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -52,7 +53,16 @@ func FuzzDecodeRecords(f *testing.F) {
 			t.Fatal("accepted a chunk of the wrong size")
 		}
 		var m messageRecord
-		_ = decodeRecord("message", b, &m)
+		if decodeRecord("message", b, &m) == nil {
+			// What decodes re-encodes to a record that decodes the same.
+			var again messageRecord
+			if err := decodeRecord("message", sealValue(m.marshalRecord()), &again); err != nil {
+				t.Fatalf("re-encoded message record: %v", err)
+			}
+			if again.Body != m.Body || again.Seq != m.Seq || !again.Sent.Equal(m.Sent) || !bytes.Equal(again.Origin, m.Origin) {
+				t.Fatalf("message record changed in a round trip: %+v, %+v", m, again)
+			}
+		}
 		var i inviteRecord
 		_ = decodeRecord("invite", b, &i)
 	})

@@ -67,11 +67,12 @@ func (a *Account) logChunks(tx *bolt.Tx, keep func(feed.Slot, []byte) error) err
 		return nil
 	}
 	return tx.Bucket(bucketBlocks).ForEach(func(k, v []byte) error {
-		r := new(blockRecord)
-		if err := decodeRecord("history block", v, r); err != nil {
+		index := binary.BigEndian.Uint64(k)
+		chunk, err := a.ownBlock(index, v)
+		if err != nil {
 			return err
 		}
-		return keep(logSlot(a.history[:], a.device, binary.BigEndian.Uint64(k)), r.Chunk)
+		return keep(logSlot(a.history[:], a.device, index), chunk)
 	})
 }
 

@@ -193,7 +193,9 @@ func logTree(tx *bolt.Tx, device string, n uint64) (*merkle.Tree, error) {
 
 func putLeaf(tx *bolt.Tx, device string, index uint64, chunk []byte) error {
 	h := merkle.LeafHash(chunk)
-	return tx.Bucket(bucketLeaves).Put(append([]byte(device), u64(index)...), h[:])
+	leaves := tx.Bucket(bucketLeaves)
+	leaves.FillPercent = 1 // each device's keys only grow
+	return leaves.Put(append([]byte(device), u64(index)...), h[:])
 }
 
 // packLog seals the staged entries into new blocks of our log, in one
@@ -266,7 +268,7 @@ func (a *Account) packStaged(tx *bolt.Tx) error {
 		if err != nil {
 			return err
 		}
-		if err := putRecord(tx.Bucket(bucketBlocks), u64(index), &blockRecord{Chunk: chunk}); err != nil {
+		if err := a.putOwnBlock(tx, index, chunk); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketUnstored).Put(u64(index), marker); err != nil {
@@ -285,6 +287,9 @@ func (a *Account) packStaged(tx *bolt.Tx) error {
 		if err := stage.Delete(k); err != nil {
 			return err
 		}
+	}
+	if err := a.syncOwnBlocks(); err != nil { // before the hashes commit
+		return err
 	}
 	return putRecord(tx.Bucket(bucketLogs), []byte(a.device), cursorOf(f))
 }
@@ -368,11 +373,12 @@ func (a *Account) ownBlocks(all bool, from uint64, limit int) (indexes []uint64,
 		}
 		c := index.Cursor()
 		for k, _ := c.Seek(u64(from)); k != nil && len(indexes) < limit; k, _ = c.Next() {
-			r := new(blockRecord)
-			if err := decodeRecord("history block", blocks.Get(k), r); err != nil {
+			index := binary.BigEndian.Uint64(k)
+			chunk, err := a.ownBlock(index, blocks.Get(k))
+			if err != nil {
 				return err
 			}
-			indexes, chunks = append(indexes, binary.BigEndian.Uint64(k)), append(chunks, r.Chunk)
+			indexes, chunks = append(indexes, index), append(chunks, chunk)
 		}
 		return nil
 	})

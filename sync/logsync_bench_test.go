@@ -65,12 +65,8 @@ func BenchmarkLogSync(b *testing.B) {
 	}
 	defer a1.Close()
 	appendLog(b, a1, n)
-	code, _, err := a1.LinkDevice(ctx, "second", time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
 	ct := &countingTransport{Transport: transport.NewDirect(store)}
-	a2, _, err := JoinDevice(ctx, b.TempDir(), code, ct, opts)
+	a2, _, _, err := linkAndJoin(ctx, a1, "second", time.Hour, b.TempDir(), ct, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,17 +3,13 @@ package sync
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/ratchet"
 	"github.com/deaddrop/deaddrop/transport"
 	bolt "go.etcd.io/bbolt"
@@ -155,7 +151,9 @@ func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Opt
 	}
 	if err != nil {
 		a.db.Close()
+		a.blocks.close()
 		os.Remove(filepath.Join(dir, stateFile))
+		os.Remove(filepath.Join(dir, blockFileName))
 		return nil, nil, err
 	}
 	return a, stats, nil
@@ -186,158 +184,6 @@ func fill(ctx context.Context, a *Account, devices []string) (*RestoreStats, err
 		return nil
 	})
 	return stats, err
-}
-
-// Device linking: 'device link' on a device with the account key makes the
-// new device's keys, adds it to the device list, and leaves them on the
-// store sealed under a one-time code; 'device join <code>' on the new device
-// fetches them. Nobody without the code can find or open them; a code works
-// once and expires.
-
-const linkCodePrefix = "ddlink1-"
-
-// linkPackage is what a link code opens.
-type linkPackage struct {
-	Name     string    `json:"name"`
-	Device   string    `json:"device"`
-	Identity []byte    `json:"identity"` // the new device's private identity
-	Account  []byte    `json:"account"`
-	History  []byte    `json:"history"`
-	Epochs   []byte    `json:"epochs"` // every history epoch's key so far
-	Expires  time.Time `json:"expires"`
-}
-
-// ErrBadLinkCode reports a link code that is malformed, unknown or used.
-var ErrBadLinkCode = errors.New("bad link code")
-
-// LinkDevice adds a device called name to the account and returns the
-// one-time code, valid for ttl, that 'device join' takes on it.
-func (a *Account) LinkDevice(ctx context.Context, name string, ttl time.Duration) (string, *Device, error) {
-	if !a.historyOn {
-		return "", nil, ErrNoHistory
-	}
-	if a.accountKey == nil {
-		return "", nil, ErrNoAccountKey
-	}
-	if err := a.syncDirectory(ctx); err != nil {
-		return "", nil, err
-	}
-	l, err := a.deviceList()
-	if err != nil {
-		return "", nil, err
-	}
-	if len(l.Devices) >= MaxDevices {
-		return "", nil, fmt.Errorf("the account already has %d devices, the most allowed: remove one first", len(l.Devices))
-	}
-	st, dev, err := newDeviceState(l, name, a.opts)
-	if err != nil {
-		return "", nil, err
-	}
-	next := l.successor()
-	next.Devices = append(next.Devices, *dev)
-	secret := make([]byte, 16)
-	if _, err := io.ReadFull(a.opts.Rand, secret); err != nil {
-		return "", nil, err
-	}
-	idb, _ := st.Identity.MarshalBinary()
-	pkg, _ := json.Marshal(linkPackage{Name: a.name, Device: st.Device, Identity: idb, Account: a.accountPub.Bytes(),
-		History: a.history[:], Epochs: a.epochKeys().marshal(), Expires: a.opts.Now().Add(ttl).UTC()})
-	chunk, err := sealContent(secretKey("link", secret), []byte("deaddrop link"), pkg, a.opts.Rand)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := a.tr.Put(ctx, secretSlot("link", secret), chunk); err != nil {
-		return "", nil, fmt.Errorf("writing the link: %w", err)
-	}
-	if err := a.publishList(ctx, l, next); err != nil {
-		return "", nil, err
-	}
-	a.announcements(ctx) // a failure is retried by the next Poll
-	return linkCodePrefix + phraseEncoding.EncodeToString(secret), dev, nil
-}
-
-func parseLinkCode(code string) ([]byte, error) {
-	code = strings.ToLower(strings.TrimSpace(code))
-	rest, ok := strings.CutPrefix(code, linkCodePrefix)
-	secret, err := phraseEncoding.DecodeString(rest)
-	if !ok || err != nil || len(secret) != 16 {
-		return nil, fmt.Errorf("%w: want %s followed by 26 letters and digits 2-7, as 'deaddrop device link' prints it", ErrBadLinkCode, linkCodePrefix)
-	}
-	return secret, nil
-}
-
-// JoinDevice makes dir the device a link code was made for: it fetches the
-// device's keys, reads the account's whole history, and starts sessions with
-// the contacts' devices. On any error dir is left without an account.
-func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, opts Options) (*Account, *RestoreStats, error) {
-	start := time.Now()
-	opts.fill()
-	secret, err := parseLinkCode(code)
-	if err != nil {
-		return nil, nil, err
-	}
-	chunk, err := tr.Get(ctx, secretSlot("link", secret))
-	if errors.Is(err, feed.ErrNotFound) {
-		return nil, nil, fmt.Errorf("%w: no device link for this code on the store (mistyped, or made on another store?)", ErrBadLinkCode)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	content, err := openContent(secretKey("link", secret), []byte("deaddrop link"), chunk)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: the link %v", ErrBadLinkCode, err)
-	}
-	var pkg linkPackage
-	if err := json.Unmarshal(content, &pkg); err != nil {
-		return nil, nil, fmt.Errorf("%w: malformed link: %v", ErrBadLinkCode, err)
-	}
-	if opts.Now().After(pkg.Expires) {
-		return nil, nil, fmt.Errorf("%w: it expired at %s (run 'deaddrop device link' again)", ErrBadLinkCode, pkg.Expires.Local().Format(time.DateTime))
-	}
-	claimed := secretSlot("link claimed", secret)
-	if _, err := tr.Get(ctx, claimed); err == nil {
-		return nil, nil, fmt.Errorf("%w: it was used already (codes work once)", ErrBadLinkCode)
-	}
-	st := &accountState{Name: pkg.Name, Device: pkg.Device, History: true}
-	if st.Identity, err = ratchet.UnmarshalIdentity(pkg.Identity); err != nil {
-		return nil, nil, fmt.Errorf("%w: link: %v", ErrBadLinkCode, err)
-	}
-	if st.AccountPub, err = ratchet.ParsePublicIdentity(pkg.Account); err != nil || len(pkg.History) != 32 {
-		return nil, nil, fmt.Errorf("%w: link: bad account keys", ErrBadLinkCode)
-	}
-	copy(st.Key[:], pkg.History)
-	if st.Epochs, err = parseEpochKeys(pkg.Epochs); err != nil || st.Epochs[0] != st.Key {
-		return nil, nil, fmt.Errorf("%w: link: bad history keys", ErrBadLinkCode)
-	}
-	// The package has the epoch keys up to the link; the versions after it
-	// (a device removed meanwhile) carry the later ones sealed to us.
-	r := &dirReader{get: tr.Get, account: st.AccountPub, keys: st.Epochs, id: st.Identity, as: st.Device}
-	d, err := r.read(ctx, 0, 0, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	l := d.list
-	if l == nil || l.find(pkg.Device) == nil {
-		return nil, nil, fmt.Errorf("%w: the device it was made for is not (or no longer) in the account", ErrBadLinkCode)
-	}
-	st.List, st.Directory, st.Epochs = d.signed, d.chunks, r.keys
-	a, stats, err := bootstrap(ctx, dir, tr, opts, st, d.lists, func(*Account, *RestoreStats) error {
-		mark, err := sealContent(secretKey("link", secret), []byte("deaddrop link claimed"), []byte("claimed"), opts.Rand)
-		if err != nil {
-			return err
-		}
-		if err := tr.Put(ctx, claimed, mark); err != nil {
-			return fmt.Errorf("marking the link code used: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	a.announcements(ctx) // a failure is retried by the next Poll
-	stats.Problems = d.junk
-	stats.Duration = time.Since(start)
-	return a, stats, nil
 }
 
 func countKeys(b *bolt.Bucket) int {

@@ -40,11 +40,7 @@ func TestDirectorySquatting(t *testing.T) {
 	}
 	join := func(name string) *Account {
 		t.Helper()
-		code, _, err := alice.LinkDevice(ctx, name, time.Hour)
-		if err != nil {
-			t.Fatalf("link %s: %v", name, err)
-		}
-		d, _, err := JoinDevice(ctx, t.TempDir(), code, tr, Options{})
+		d, _, _, err := linkAndJoin(ctx, alice, name, time.Hour, t.TempDir(), tr, Options{})
 		if err != nil {
 			t.Fatalf("join %s: %v", name, err)
 		}

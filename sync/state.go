@@ -198,7 +198,12 @@ func decodeRecord(what string, b []byte, v validator) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if br, ok := v.(binaryRecord); ok && len(b) > 0 && b[0] != '{' {
+		err = br.unmarshalRecord(b)
+	} else {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrCorruptState, what, err)
 	}
 	if err := v.validate(); err != nil {
@@ -208,6 +213,9 @@ func decodeRecord(what string, b []byte, v validator) error {
 }
 
 func putRecord(b *bolt.Bucket, key []byte, v any) error {
+	if br, ok := v.(binaryRecord); ok {
+		return b.Put(key, sealValue(br.marshalRecord()))
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err

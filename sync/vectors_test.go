@@ -44,7 +44,6 @@ func accountVectors(t *testing.T) []byte {
 	hx := hex.EncodeToString
 	dev := keys.firstDev
 	ann := bytes.Repeat([]byte{0x11}, 32)
-	code := bytes.Repeat([]byte{0x22}, 16)
 	root := new(merkle.Tree).Root()
 	content, _ := json.Marshal(&block{Device: dev, Index: 0, Prev: root[:], Entries: []*logEntry{
 		{Type: "contact", Contact: "bob", Created: time.Unix(1700000000, 0).UTC(), MyAnn: ann},
@@ -92,10 +91,6 @@ func accountVectors(t *testing.T) []byte {
 		"announce_secret":            hx(ann),
 		"announce_slot_0":            slot(annSlot(ann, 0)),
 		"announce_key":               hx(secretKey("announce", ann)),
-		"link_secret":                hx(code),
-		"link_code":                  linkCodePrefix + phraseEncoding.EncodeToString(code),
-		"link_slot":                  slot(secretSlot("link", code)),
-		"link_claimed_slot":          slot(secretSlot("link claimed", code)),
 		"history_block_0_content":    string(content),
 		"history_block_0_chunk":      hx(chunk),
 		"history_block_0_leaf":       hx(leaf[:]),

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/deaddrop/deaddrop"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 func (c *cli) restoreCmd() *cobra.Command {
@@ -79,12 +85,30 @@ func (c *cli) deviceLinkCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			code, dev, err := cl.LinkDevice(ctx, a[0], ttl)
+			lk, err := cl.LinkDevice(ctx, a[0], ttl)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(c.out, code)
-			fmt.Fprintf(c.err, "on the new device run: deaddrop device join %s\n(device %s %q; the code works once, for %s)\n", code, dev.ID, dev.Name, ttl)
+			fmt.Fprintln(c.out, lk.Code)
+			fmt.Fprintf(c.err, "on the new device run: deaddrop device join %s\n(device %s %q; the code works once, for %s)\nwaiting for the new device to join...\n", lk.Code, lk.Device.ID, lk.Device.Name, ttl)
+			dev, err := cl.WaitLink(ctx, lk, func(d *deaddrop.Device) error {
+				fmt.Fprintf(c.out, "device %q asks to join with fingerprint %s\n", d.Name, d.Fingerprint())
+				f, ok := c.in.(*os.File)
+				if !ok || !term.IsTerminal(int(f.Fd())) {
+					return nil // compare afterwards; 'device remove' undoes it
+				}
+				fmt.Fprintf(c.err, "does 'device join' on the new device show the same fingerprint? [y/N] ")
+				line, _ := bufio.NewReader(c.in).ReadString('\n')
+				if ans := strings.ToLower(strings.TrimSpace(line)); ans != "y" && ans != "yes" {
+					return errors.New("join refused: the fingerprints differ (someone else may have the code)")
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "linked device %s %q, fingerprint %s\n", dev.ID, dev.Name, dev.Fingerprint())
+			fmt.Fprintf(c.err, "if 'device join' on the new device showed another fingerprint, someone else used the code: run 'deaddrop device remove %s' now\n", dev.ID)
 			return nil
 		},
 	}
@@ -93,23 +117,30 @@ func (c *cli) deviceLinkCmd() *cobra.Command {
 }
 
 func (c *cli) deviceJoinCmd() *cobra.Command {
-	return &cobra.Command{
+	var wait time.Duration
+	cmd := &cobra.Command{
 		Use:   "join <code>",
 		Short: "Make this device one of your account's, with the code 'deaddrop device link' printed",
 		Args:  args(1, "one argument: the code 'deaddrop device link' printed"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, cancel := signalContext()
+			sctx, cancel := signalContext()
 			defer cancel()
+			ctx, stop := context.WithTimeout(sctx, wait)
+			defer stop()
+			fmt.Fprintln(c.err, "waiting for the linking device ('deaddrop device link' must be running there)...")
 			cl, stats, err := deaddrop.JoinDevice(ctx, c.home, a[0], c.config())
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
 			fmt.Fprintf(c.out, "joined account %s (%s) in %s as device %s\n", cl.Name(), cl.Fingerprint(), c.home, cl.DeviceID())
+			fmt.Fprintf(c.out, "this device's fingerprint: %s (the linking device shows it too: compare)\n", cl.DeviceFingerprint())
 			c.printStats(stats)
 			return nil
 		},
 	}
+	cmd.Flags().DurationVar(&wait, "wait", 15*time.Minute, "how long to wait for the linking device's answer")
+	return cmd
 }
 
 func (c *cli) deviceListCmd() *cobra.Command {

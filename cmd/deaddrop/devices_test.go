@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,9 +44,12 @@ func devicesAndRestore(t *testing.T, store string) {
 	expect(t, alice1.ok("read"), "bob: two: hi alice")
 
 	// A second device, linked with a one-time code.
-	code := strings.TrimSpace(alice1.ok("device", "link", "laptop"))
 	alice2 := &user{t: t, home: filepath.Join(t.TempDir(), "alice2"), store: bob.store}
-	expect(t, alice2.ok("device", "join", code, "--store", bob.store), "joined account alice", "2 messages")
+	code, linked, joined := linkDevice(t, alice1, alice2, "laptop", "--store", bob.store)
+	expect(t, joined, "joined account alice", "2 messages", "this device's fingerprint: ")
+	// Both sides show the new device's own fingerprint, to compare.
+	fp := regexp.MustCompile(`this device's fingerprint: (\S+)`).FindStringSubmatch(joined)[1]
+	expect(t, linked, `device "laptop" asks to join with fingerprint `+fp, "linked device")
 	expect(t, alice2.ok("history", "bob"), "one: hello bob", "two: hi alice")
 	if _, errs, code2 := (&user{t: t, home: filepath.Join(t.TempDir(), "x")}).run("device", "join", code, "--store", bob.store); code2 == 0 || !strings.Contains(errs, "used already") {
 		t.Fatalf("a link code used twice: exit %d, %q", code2, errs)
@@ -116,4 +122,49 @@ func untilSessions(t *testing.T, u *user, contact string, n int, others ...*user
 		}
 	}
 	t.Fatalf("no %s with %s after 6 rounds:\n%s", want, contact, u.ok("status"))
+}
+
+// linkDevice runs 'device link name' on from and, once it has printed the
+// code, 'device join <code> joinArgs…' on to, while the link waits; it
+// returns the code and both commands' standard output.
+func linkDevice(t *testing.T, from, to *user, name string, joinArgs ...string) (code, linked, joined string) {
+	t.Helper()
+	c := from.cmd("device", "link", name)
+	out, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	c.Stderr = &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(out)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		c.Wait()
+		t.Fatalf("device link printed no code: %v\n%s", err, errb.String())
+	}
+	code = strings.TrimSpace(line)
+	joined = to.ok(append([]string{"device", "join", code}, joinArgs...)...)
+	rest, _ := io.ReadAll(r)
+	if err := c.Wait(); err != nil {
+		t.Fatalf("device link: %v\n%s%s", err, rest, errb.String())
+	}
+	return code, line + string(rest), joined
+}
+
+// A link code nobody uses ends 'device link' at its expiry with an error,
+// and the device list is unchanged; a version 3 code is refused with a
+// message that says so.
+func TestDeviceLinkExpires(t *testing.T) {
+	alice := newUsers(t, "", "alice")[0]
+	if out, errs, code := alice.run("device", "link", "laptop", "--ttl", "1s"); code == 0 || !strings.Contains(errs, "expired") {
+		t.Fatalf("an unused code: exit %d, %q %q", code, out, errs)
+	}
+	expect(t, alice.ok("device", "list"), "version 1")
+	x := &user{t: t, home: filepath.Join(t.TempDir(), "x")}
+	if _, errs, code := x.run("device", "join", "ddlink1-eirceirceirceirceirceircei", "--store", alice.store); code == 0 || !strings.Contains(errs, "version 3") {
+		t.Fatalf("a version 3 code: exit %d, %q", code, errs)
+	}
 }

@@ -13,9 +13,8 @@ func TestDeviceSessionsAreNotContacts(t *testing.T) {
 	us := newUsers(t, "", "alice", "bob")
 	alice1, bob := us[0], us[1]
 	connect(t, alice1, bob, "alice", "bob")
-	code := strings.TrimSpace(alice1.ok("device", "link", "laptop"))
 	alice2 := &user{t: t, home: filepath.Join(t.TempDir(), "alice2"), store: bob.store}
-	alice2.ok("device", "join", code, "--store", bob.store)
+	linkDevice(t, alice1, alice2, "laptop", "--store", bob.store)
 
 	var outputs []string
 	show := func(u *user, args ...string) string {

@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/sync"
 	"github.com/deaddrop/deaddrop/transport"
+	bolt "go.etcd.io/bbolt"
 )
 
 func envInt(name string, def int) int {
@@ -104,7 +106,15 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatalf("stage %d: hub read %d of %d", stage, got, n*convs)
 		}
 		if fi, err := os.Stat(filepath.Join(hubHome, "state.db")); err == nil {
-			b.Logf("stage %d: hub state file %d MiB", stage+1, fi.Size()>>20)
+			// The state is the database and the file of the hub's own
+			// history blocks, counted as the disk space they take: bbolt
+			// grows its file 16 MiB at a time, ahead of use, sparsely.
+			db, blocks := onDisk(filepath.Join(hubHome, "state.db")), onDisk(filepath.Join(hubHome, "logblocks.dat"))
+			size := db + blocks
+			b.Logf("stage %d: hub state %.1f MB on disk (%.0f bytes per message; database file %.1f MB long, %.1f MB on disk; history blocks file %.1f MB): %s",
+				stage+1, float64(size)/1e6, float64(size)/float64(sent), float64(fi.Size())/1e6, float64(db)/1e6, float64(blocks)/1e6,
+				stateBreakdown(filepath.Join(hubHome, "state.db")))
+			b.ReportMetric(float64(size)/float64(sent), fmt.Sprintf("state-B/msg-stage%d", stage+1))
 		}
 		b.Logf("stage %d: %d messages written in %v; hub read them in %v: %.0f msg/s; peak RSS: anonymous %d MiB, file-backed %d MiB",
 			stage+1, got, gen.Round(time.Millisecond), took.Round(time.Millisecond), float64(got)/took.Seconds(),
@@ -153,4 +163,38 @@ func watchMemory(pid int) <-chan memory {
 		}
 	}()
 	return ch
+}
+
+// stateBreakdown says where a state file's bytes go: per bucket, the bytes
+// of its keys and values and of the pages holding them.
+func stateBreakdown(path string) string {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err.Error()
+	}
+	defer db.Close()
+	var parts []string
+	db.View(func(tx *bolt.Tx) error {
+		parts = append(parts, fmt.Sprintf("free %d pages", tx.Stats().PageCount-int64(tx.Size()/int64(tx.DB().Info().PageSize))))
+		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+			st := bk.Stats()
+			var kv int
+			bk.ForEach(func(k, v []byte) error { kv += len(k) + len(v); return nil })
+			pages := st.BranchPageN + st.BranchOverflowN + st.LeafPageN + st.LeafOverflowN
+			if pages > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d keys %.1f MB in %d pages (%.1f MB)", name, st.KeyN, float64(kv)/1e6, pages, float64(pages*tx.DB().Info().PageSize)/1e6))
+			}
+			return nil
+		})
+	})
+	return strings.Join(parts, "; ")
+}
+
+// onDisk is the disk space a file takes (0 if it does not exist).
+func onDisk(path string) int64 {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return 0
+	}
+	return st.Blocks * 512
 }

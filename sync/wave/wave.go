@@ -20,6 +20,7 @@ package wave
 import (
 	"context"
 	gosync "sync"
+	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
 )
@@ -179,13 +180,14 @@ func (g *Gate) fetch(batch []*request) {
 			}
 		}()
 	}
+	began := time.Now()
 	probes := g.startProbes(batch)
 	for i := range jobs {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
-	probes()
+	probes(probeGrace(time.Since(began)))
 	for _, r := range batch {
 		r.out = make([]Result, len(r.slots))
 		for i, s := range r.slots {
@@ -195,9 +197,18 @@ func (g *Gate) fetch(batch []*request) {
 	}
 }
 
+// probeGrace is how long a wave that took took waits for its probes once
+// its other GETs are answered: a probe that hits answers about when they
+// did (a quarter of the wave's time is room for scheduling and a slower
+// request), one that misses takes a store's miss timeout, far longer.
+func probeGrace(took time.Duration) time.Duration {
+	return max(took/4, time.Millisecond)
+}
+
 // startProbes starts the probes of a wave's requests; the function it returns
-// cancels those still running and waits for them to answer.
-func (g *Gate) startProbes(batch []*request) (stop func()) {
+// waits up to grace for them, then cancels those still running and waits
+// for them to answer.
+func (g *Gate) startProbes(batch []*request) (stop func(grace time.Duration)) {
 	var wg gosync.WaitGroup
 	var cancels []context.CancelFunc
 	for _, r := range batch {
@@ -211,10 +222,16 @@ func (g *Gate) startProbes(batch []*request) (stop func()) {
 			r.probeOut = Result{c, err}
 		})
 	}
-	return func() {
+	return func(grace time.Duration) {
+		answered := make(chan struct{})
+		go func() { wg.Wait(); close(answered) }()
+		select {
+		case <-answered:
+		case <-time.After(grace):
+		}
 		for _, cancel := range cancels {
 			cancel()
 		}
-		wg.Wait()
+		<-answered
 	}
 }
