@@ -59,7 +59,7 @@ func MessageID(m Message) string { return m.Contact + ":" + strconv.FormatUint(m
 // AttachmentOf returns the attachment a message carries, nil for a text
 // message, or an error for a manifest that does not decode.
 func AttachmentOf(m Message) (*Attachment, error) {
-	if m.Attachment == nil {
+	if len(m.Attachment) == 0 {
 		return nil, nil
 	}
 	man, err := attach.Parse(m.Attachment)

@@ -41,6 +41,7 @@ func FuzzDecodeRecords(f *testing.F) {
 		sealValue([]byte(`{"seq":1,"kind":1,"slot":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","chunk":""}`)),
 		sealValue([]byte(`{"local":1,"dir":2,"seq":1,"body":"hi"}`)),
 		sealValue((&messageRecord{Local: 1, Origin: make([]byte, originSize), Dir: Incoming, Seq: 3, Body: "hi", Sent: time.Unix(1, 2), State: 1, Seen: true}).marshalRecord()),
+		sealValue((&messageRecord{Local: 2, Origin: make([]byte, originSize), Dir: Outgoing, Seq: 4, Body: "photo", Attach: []byte{1, 2, 3}, Sent: time.Unix(1, 2), State: 2}).marshalRecord()),
 		sealValue([]byte(`{"pending":"AQ==","label":"bob"}`)),
 		sealValue([]byte(`{`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -59,7 +60,8 @@ func FuzzDecodeRecords(f *testing.F) {
 			if err := decodeRecord("message", sealValue(m.marshalRecord()), &again); err != nil {
 				t.Fatalf("re-encoded message record: %v", err)
 			}
-			if again.Body != m.Body || again.Seq != m.Seq || !again.Sent.Equal(m.Sent) || !bytes.Equal(again.Origin, m.Origin) {
+			if again.Body != m.Body || again.Seq != m.Seq || !again.Sent.Equal(m.Sent) || !bytes.Equal(again.Origin, m.Origin) ||
+				!bytes.Equal(again.Attach, m.Attach) {
 				t.Fatalf("message record changed in a round trip: %+v, %+v", m, again)
 			}
 		}

@@ -17,9 +17,16 @@ import (
 //	     ‖ varint received seconds ‖ uvarint received nanoseconds
 //	     ‖ state ‖ seen (0 or 1) ‖ body (the rest)
 //
+// A file message (one with an attachment manifest) is written as version
+// 0x02: the same fields with uvarint len(manifest) ‖ manifest (at least one
+// byte) before the body. Text messages stay 0x01.
+//
 // Times are UTC; the zero time is its own seconds (year 1), so it comes
 // back zero.
-const messageRecordV1 = 0x01
+const (
+	messageRecordV1 = 0x01
+	messageRecordV2 = 0x02
+)
 
 // binaryRecord is a record with a compact encoding of its own.
 type binaryRecord interface {
@@ -28,8 +35,12 @@ type binaryRecord interface {
 }
 
 func (m *messageRecord) marshalRecord() []byte {
-	b := make([]byte, 0, 48+len(m.Origin)+len(m.Body))
-	b = append(b, messageRecordV1)
+	b := make([]byte, 0, 48+len(m.Origin)+len(m.Attach)+len(m.Body))
+	if len(m.Attach) > 0 {
+		b = append(b, messageRecordV2)
+	} else {
+		b = append(b, messageRecordV1)
+	}
 	b = binary.AppendUvarint(b, m.Local)
 	b = binary.AppendUvarint(b, uint64(len(m.Origin)))
 	b = append(b, m.Origin...)
@@ -38,12 +49,17 @@ func (m *messageRecord) marshalRecord() []byte {
 	b = appendTime(b, m.Sent)
 	b = appendTime(b, m.Received)
 	b = append(b, byte(m.State), boolByte(m.Seen))
+	if len(m.Attach) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(m.Attach)))
+		b = append(b, m.Attach...)
+	}
 	return append(b, m.Body...)
 }
 
 func (m *messageRecord) unmarshalRecord(b []byte) error {
 	r := &recordReader{b: b}
-	if r.byte() != messageRecordV1 {
+	version := r.byte()
+	if version != messageRecordV1 && version != messageRecordV2 {
 		return errors.New("unknown record version")
 	}
 	m.Local = r.uvarint()
@@ -60,6 +76,12 @@ func (m *messageRecord) unmarshalRecord(b []byte) error {
 		m.Seen = true
 	default:
 		r.fail()
+	}
+	m.Attach = nil
+	if version == messageRecordV2 {
+		if m.Attach = r.bytes(r.uvarint()); len(m.Attach) == 0 {
+			r.fail()
+		}
 	}
 	if r.err != nil {
 		return r.err
