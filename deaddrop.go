@@ -74,7 +74,7 @@ type Config struct {
 
 // Client is one account on this device.
 type Client struct {
-	*sync.Account
+	acct  *sync.Account
 	home  string
 	store string
 
@@ -129,7 +129,7 @@ func finishHome(acct *sync.Account, home string, cfg Config) (*Client, error) {
 		acct.Close()
 		return nil, err
 	}
-	return &Client{Account: acct, home: home, store: cfg.Store}, nil
+	return &Client{acct: acct, home: home, store: cfg.Store}, nil
 }
 
 // Restore makes home a new device of the account whose recovery phrase is
@@ -186,12 +186,12 @@ func Open(ctx context.Context, home string, cfg Config) (*Client, error) {
 		tr.Close()
 		return nil, err
 	}
-	return &Client{Account: acct, home: home, store: cfg.Store}, nil
+	return &Client{acct: acct, home: home, store: cfg.Store}, nil
 }
 
 // Close closes the account and its store.
 func (c *Client) Close() error {
-	err := c.Account.Close()
+	err := c.acct.Close()
 	if c.keepStore != nil {
 		err = errors.Join(err, c.keepStore.Close())
 	}
@@ -204,8 +204,8 @@ func (c *Client) Store() string { return c.store }
 // Receive fetches everything new and republishes what is due: the one call a
 // chat client makes periodically.
 func (c *Client) Receive(ctx context.Context, progress Progress) (*PollResult, error) {
-	res, perr := c.Poll(ctx, progress)
-	_, rerr := c.Republish(ctx)
+	res, perr := c.acct.Poll(ctx, progress)
+	_, rerr := c.acct.Republish(ctx)
 	_, kerr := c.Keep(ctx, false)
 	return res, errors.Join(perr, rerr, kerr)
 }

@@ -111,7 +111,7 @@ func (c *Client) refreshIfDue(ctx context.Context, j *keep.Journal, store feed.K
 	if err != nil || life == 0 || time.Since(j.LastRefresh()) < life/2 {
 		return err
 	}
-	if _, err := c.RepublishAll(ctx); err != nil {
+	if _, err := c.acct.RepublishAll(ctx); err != nil {
 		return fmt.Errorf("keeping chunks alive: %w", err)
 	}
 	rep.Refreshed = true
@@ -122,7 +122,7 @@ func (c *Client) pushIfDue(ctx context.Context, j *keep.Journal, store feed.Keep
 	if !now && time.Since(c.lastPush) < keepPushEvery {
 		return nil
 	}
-	pushes, err := keep.Sync(ctx, j, c.Account, store, nil)
+	pushes, err := keep.Sync(ctx, j, c.acct, store, nil)
 	rep.Pushes = pushes
 	if err == nil {
 		c.lastPush = time.Now()

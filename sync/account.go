@@ -35,6 +35,16 @@ const (
 	Incoming Direction = 2
 )
 
+func (d Direction) String() string {
+	switch d {
+	case Outgoing:
+		return "outgoing"
+	case Incoming:
+		return "incoming"
+	}
+	return fmt.Sprintf("direction(%d)", uint8(d))
+}
+
 // MessageState is where a message stands.
 type MessageState uint8
 
@@ -65,6 +75,10 @@ func (s MessageState) String() string {
 
 // Message is one entry of a conversation's history.
 type Message struct {
+	// ID names the message the same way on every device of both parties,
+	// for ever: the sending device's ID and 8 random bytes, in hex. Unlike
+	// Local and Seq it is globally unique.
+	ID       string
 	Contact  string
 	Local    uint64 // position in this account's history of the conversation
 	Dir      Direction

@@ -1,13 +1,14 @@
 package sync
 
 import (
+	"encoding/hex"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 func (m *messageRecord) public(contact string) Message {
-	return Message{Contact: contact, Local: m.Local, Dir: m.Dir, Seq: m.Seq, Body: m.Body,
+	return Message{ID: hex.EncodeToString(m.Origin), Contact: contact, Local: m.Local, Dir: m.Dir, Seq: m.Seq, Body: m.Body,
 		Sent: m.Sent, Received: m.Received, State: m.State, Seen: m.Seen}
 }
 

@@ -38,17 +38,39 @@ func backoff(first, max time.Duration, n int) time.Duration {
 // durably in the outbox before Send touches the store, so a crash or a store
 // failure loses nothing: Republish retries it. The returned message's State
 // says whether the store accepted a copy (Stored) or all are still Queued.
+//
+// A ctx that is done before Send commits anything makes it return ctx.Err()
+// with nothing queued. Once the message is committed (before any network
+// round), it will be sent: a ctx ending during the put returns the message
+// and an error wrapping ErrNotStored, and Republish stores it later. Use
+// SendWith and a ClientID to retry safely after any error.
 func (a *Account) Send(ctx context.Context, contact, body string) (Message, error) {
+	return a.SendWith(ctx, contact, body, SendOptions{})
+}
+
+// SendWith is Send with options (an idempotency ClientID).
+func (a *Account) SendWith(ctx context.Context, contact, body string, opts SendOptions) (Message, error) {
 	if err := checkBody(body); err != nil {
+		return Message{}, err
+	}
+	if err := checkClientID(opts.ClientID); err != nil {
+		return Message{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return Message{}, err
 	}
 	var outs []*outboxRecord
 	var names []string
-	var msg *messageRecord
+	var msg, earlier *messageRecord
 	err := a.db.Update(func(tx *bolt.Tx) error {
 		c, err := loadContact(tx, contact)
 		if err != nil {
 			return err
+		}
+		if opts.ClientID != "" {
+			if earlier, err = sentWithClientID(tx, contact, opts.ClientID, body); earlier != nil || err != nil {
+				return err
+			}
 		}
 		sessions, err := sessionsOf(tx, contact)
 		if err != nil {
@@ -61,6 +83,11 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 		}
 		if _, _, err := insertMessage(tx, c, msg); err != nil {
 			return err
+		}
+		if opts.ClientID != "" {
+			if err := rememberClientID(tx, contact, opts.ClientID, msg.Local); err != nil {
+				return err
+			}
 		}
 		if err := saveContact(tx, c); err != nil {
 			return err
@@ -93,6 +120,9 @@ func (a *Account) Send(ctx context.Context, contact, body string) (Message, erro
 	})
 	if err != nil {
 		return Message{}, err
+	}
+	if earlier != nil {
+		return a.resend(contact, earlier.Local)
 	}
 	m := msg.public(contact)
 	perrs := a.putCopies(ctx, names, outs, true)

@@ -1,0 +1,176 @@
+package deaddrop_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/deaddrop/deaddrop"
+)
+
+// pair makes alice and bob, contacts of each other, on one embedded store.
+func pair(t *testing.T) (alice, bob *deaddrop.Client) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := deaddrop.Config{Store: "embedded:" + filepath.Join(dir, "store")}
+	alice, err := deaddrop.Init(ctx, filepath.Join(dir, "alice"), "alice", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	bob, err = deaddrop.Init(ctx, filepath.Join(dir, "bob"), "bob", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	inv, err := alice.Invite("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Accept(ctx, inv, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Receive(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	return alice, bob
+}
+
+// A message has one ID on both sides, unlike Seq and Local, and it is
+// globally unique.
+func TestMessageID(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := pair(t)
+	sent, err := alice.Send(ctx, "bob", "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{32,}$`).MatchString(sent.ID) {
+		t.Fatalf("ID %q is not hex", sent.ID)
+	}
+	res, err := bob.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got deaddrop.Message
+	for _, m := range res.New {
+		if m.Body == "hi" {
+			got = m
+		}
+	}
+	if got.ID != sent.ID {
+		t.Fatalf("bob sees ID %q, alice sent %q", got.ID, sent.ID)
+	}
+	hist, err := alice.History("bob", deaddrop.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := hist[len(hist)-1]; last.ID != sent.ID {
+		t.Fatalf("history ID %q, Send returned %q", last.ID, sent.ID)
+	}
+	second, err := alice.Send(ctx, "bob", "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.ID == sent.ID {
+		t.Fatal("two sends of one body share an ID")
+	}
+}
+
+func TestEnumStrings(t *testing.T) {
+	for v, want := range map[interface{ String() string }]string{
+		deaddrop.Outgoing: "outgoing", deaddrop.Incoming: "incoming",
+		deaddrop.Queued: "queued", deaddrop.Read: "read",
+		deaddrop.EventMessage: "message",
+	} {
+		if got := v.String(); got != want {
+			t.Errorf("%v: String() = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// A retried send with the same client ID is one message; the same ID with
+// another body is refused; another contact's ID space is its own.
+func TestSendClientID(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := pair(t)
+	first, err := alice.SendWith(ctx, "bob", "once", deaddrop.SendOptions{ClientID: "txn-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := alice.SendWith(ctx, "bob", "once", deaddrop.SendOptions{ClientID: "txn-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID != first.ID || again.Local != first.Local {
+		t.Fatalf("retry made %+v, first was %+v", again, first)
+	}
+	if _, err := alice.SendWith(ctx, "bob", "other", deaddrop.SendOptions{ClientID: "txn-1"}); !errors.Is(err, deaddrop.ErrClientIDReused) {
+		t.Fatalf("reused ID with another body: %v, want ErrClientIDReused", err)
+	}
+	res, err := bob.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range res.New {
+		if m.Body == "once" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("bob received %d copies, want 1", n)
+	}
+	long := make([]byte, deaddrop.MaxClientIDSize+1)
+	for i := range long {
+		long[i] = 'x'
+	}
+	if _, err := alice.SendWith(ctx, "bob", "x", deaddrop.SendOptions{ClientID: string(long)}); err == nil {
+		t.Fatal("an over-long client ID was accepted")
+	}
+}
+
+// A send whose context is already cancelled commits nothing: a client that
+// retries it after the error sends one message, not two.
+func TestSendCancelledContext(t *testing.T) {
+	alice, _ := pair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := alice.Send(ctx, "bob", "never"); !errors.Is(err, context.Canceled) || errors.Is(err, deaddrop.ErrNotStored) {
+		t.Fatalf("cancelled send: %v, want context.Canceled without ErrNotStored", err)
+	}
+	hist, err := alice.History("bob", deaddrop.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range hist {
+		if m.Body == "never" {
+			t.Fatal("a send with a cancelled context was committed")
+		}
+	}
+}
+
+// Typed errors are testable from the root package.
+func TestTypedErrors(t *testing.T) {
+	ctx := context.Background()
+	alice, _ := pair(t)
+	if _, err := alice.Send(ctx, "carol", "hi"); !errors.Is(err, deaddrop.ErrUnknownContact) {
+		t.Fatalf("send to a stranger: %v", err)
+	}
+	if _, err := deaddrop.Open(ctx, t.TempDir(), deaddrop.Config{}); !errors.Is(err, deaddrop.ErrNoAccount) {
+		t.Fatalf("open of an empty home: %v", err)
+	}
+	home := filepath.Join(t.TempDir(), "carol")
+	cfg := deaddrop.Config{Store: "embedded:" + filepath.Join(t.TempDir(), "store")}
+	carol, err := deaddrop.Init(ctx, home, "carol", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer carol.Close()
+	if _, err := deaddrop.Open(ctx, home, deaddrop.Config{}); !errors.Is(err, deaddrop.ErrHomeInUse) {
+		t.Fatalf("second open of a home: %v, want ErrHomeInUse", err)
+	}
+}
