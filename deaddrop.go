@@ -221,31 +221,35 @@ func openTransport(ctx context.Context, cfg Config) (transport.Transport, error)
 	return transport.NewDirect(store), nil
 }
 
-// OpenStore opens a store from its specification (see Config.Store).
+// OpenStore opens a store from its specification (see Config.Store). The
+// embedded store is always available; network backends register themselves
+// when their package is imported, like database/sql drivers:
+//
+//	import _ "github.com/deaddrop/deaddrop/feed/swarm" // swarm:<Bee API URL>
+//	import _ "github.com/deaddrop/deaddrop/feed/ipfs"  // ipfs:<Kubo RPC URL>
+//
+// A program that imports neither links neither (nor libp2p).
 func OpenStore(ctx context.Context, spec string) (feed.Store, error) {
 	kind, arg, ok := strings.Cut(spec, ":")
 	if !ok || arg == "" {
 		return nil, fmt.Errorf("store %q: want embedded:<dir>, swarm:<url> or ipfs:<url>", spec)
 	}
-	switch kind {
-	case "embedded":
-		return feed.OpenEmbedded(arg)
-	}
-	if open, ok := storeOpeners[kind]; ok {
-		s, err := open(ctx, arg)
-		if errors.Is(err, feed.ErrUnavailable) {
-			// The node is down: start anyway, so that messages can be
-			// queued; operations fail as unavailable until it answers.
-			return feed.Lazy(func(ctx context.Context) (feed.Store, error) { return open(ctx, arg) }), nil
+	open, ok := feed.Lookup(kind)
+	if !ok {
+		hint := ""
+		if kind == "swarm" || kind == "ipfs" {
+			hint = fmt.Sprintf(": import _ \"github.com/deaddrop/deaddrop/feed/%s\" to use it", kind)
 		}
-		return s, err
+		return nil, fmt.Errorf("store %q: %w %q (registered: %s)%s", spec, feed.ErrUnknownKind, kind, strings.Join(feed.Kinds(), ", "), hint)
 	}
-	return nil, fmt.Errorf("store %q: unknown kind %q (want embedded, swarm or ipfs)", spec, kind)
+	s, err := open(ctx, arg)
+	if kind != "embedded" && errors.Is(err, feed.ErrUnavailable) {
+		// The node is down: start anyway, so that messages can be
+		// queued; operations fail as unavailable until it answers.
+		return feed.Lazy(func(ctx context.Context) (feed.Store, error) { return open(ctx, arg) }), nil
+	}
+	return s, err
 }
-
-// storeOpeners holds the network backends, keyed by the kind in a store
-// specification.
-var storeOpeners = map[string]func(ctx context.Context, url string) (feed.Store, error){}
 
 func readHomeConfig(home string) (homeConfig, error) {
 	var hc homeConfig
