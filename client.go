@@ -161,3 +161,27 @@ func (c *Client) LogHeads() ([]LogHead, error) { return c.acct.LogHeads() }
 // RepublishAll puts every unacknowledged message and kept chunk again, due
 // or not (after the store lost data), and returns how many it tried.
 func (c *Client) RepublishAll(ctx context.Context) (int, error) { return c.acct.RepublishAll(ctx) }
+
+// Unseen returns the incoming messages not yet marked seen, of the given
+// contacts (none: every contact), per contact in order. Show them, then
+// MarkSeen them.
+func (c *Client) Unseen(contacts ...string) ([]Message, error) {
+	if len(contacts) == 0 {
+		all, err := c.acct.Contacts()
+		if err != nil {
+			return nil, err
+		}
+		for _, ct := range all {
+			contacts = append(contacts, ct.Name)
+		}
+	}
+	var out []Message
+	for _, name := range contacts {
+		msgs, err := c.acct.History(name, Query{UnseenOnly: true})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
+}

@@ -82,6 +82,8 @@ type Client struct {
 	keepStore KeepableStore // the store, opened for signing and lifetimes (keep.go)
 	keepMu    gosync.Mutex
 	lastPush  time.Time // the last push to keepers by Receive
+
+	recvMu gosync.Mutex // one Receive at a time (Watch, a daemon's read, a caller's)
 }
 
 type homeConfig struct {
@@ -202,8 +204,11 @@ func (c *Client) Close() error {
 func (c *Client) Store() string { return c.store }
 
 // Receive fetches everything new and republishes what is due: the one call a
-// chat client makes periodically.
+// chat client makes periodically. Concurrent calls (a Watch and a caller's
+// Receive, say) run one after the other.
 func (c *Client) Receive(ctx context.Context, progress Progress) (*PollResult, error) {
+	c.recvMu.Lock()
+	defer c.recvMu.Unlock()
 	res, perr := c.acct.Poll(ctx, progress)
 	_, rerr := c.acct.Republish(ctx)
 	_, kerr := c.Keep(ctx, false)

@@ -70,14 +70,15 @@ type WatchOptions struct {
 //
 // Each incoming message is delivered once: Watch delivers the unseen messages
 // of the watched conversations, those that arrived before it started first,
-// and marks each one seen after the channel took it. A reader that does not
+// and marks each one seen once the reader received it (the channel is
+// unbuffered: a reader that stops loses nothing). A reader that does not
 // keep up holds polling back; nothing is dropped. Sending while Watch runs is
 // fine and never waits for a poll's network round.
 func (c *Client) Watch(ctx context.Context, opts WatchOptions) <-chan Event {
 	if opts.Every <= 0 {
 		opts.Every = time.Second
 	}
-	events := make(chan Event, 64)
+	events := make(chan Event) // unbuffered: "taken" means the reader has it
 	w := &watcher{c: c, opts: opts, events: events}
 	go func() {
 		defer close(events)
