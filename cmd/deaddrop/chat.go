@@ -32,6 +32,7 @@ func (c *cli) chatCmd() *cobra.Command {
 				return err
 			}
 			defer done()
+			defer c.serveSocket(ctx, cl)() // send and read in other terminals go through this chat
 			return c.chat(ctx, cl, a[0], every)
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/daemon"
 	"github.com/deaddrop/deaddrop/ratchet"
 	"github.com/deaddrop/deaddrop/sync"
 	"github.com/spf13/cobra"
@@ -99,7 +100,18 @@ func (c *cli) sendCmd() *cobra.Command {
 			}
 			ctx, cl, done, err := c.session()
 			if err != nil {
-				return err
+				return c.viaDaemon(err, func(ctx context.Context, d *daemon.Conn) error {
+					var res daemon.SendResult
+					if err := d.Call(ctx, "send", map[string]string{"contact": a[0], "body": body}, &res); err != nil {
+						return err
+					}
+					if res.Queued {
+						fmt.Fprintf(c.out, "queued for %s: %s\n", a[0], res.Warning)
+						return nil
+					}
+					fmt.Fprintf(c.out, "sent to %s (%s)\n", a[0], res.Message.State)
+					return nil
+				})
 			}
 			defer done()
 			m, err := cl.Send(ctx, a[0], body)
@@ -144,7 +156,17 @@ func (c *cli) readCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx, cl, done, err := c.session()
 			if err != nil {
-				return err
+				return c.viaDaemon(err, func(ctx context.Context, d *daemon.Conn) error {
+					p := map[string]string{}
+					if len(a) == 1 {
+						p["contact"] = a[0]
+					}
+					var res daemon.ReadResult
+					if err := d.Call(ctx, "read", p, &res); err != nil {
+						return err
+					}
+					return c.printRead(res)
+				})
 			}
 			defer done()
 			res, rerr := cl.Receive(ctx, c.progress())
