@@ -21,7 +21,7 @@ func (c *cli) chatCmd() *cobra.Command {
 	var every time.Duration
 	cmd := &cobra.Command{
 		Use:   "chat <contact>",
-		Short: "Chat interactively: type a line to send it; new messages and read receipts appear as they arrive",
+		Short: "Chat interactively: type a line to send it; new messages and delivery receipts appear as they arrive",
 		Args:  args(1, "one argument: the contact to chat with"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if every < 100*time.Millisecond {
@@ -51,7 +51,7 @@ func (c *cli) chat(ctx context.Context, cl *deaddrop.Client, contact string, eve
 	}
 	con, restore := c.console()
 	defer restore()
-	fmt.Fprintf(con.out, "chat with %s — type a message and press Enter; /status, /quit\n", contact)
+	fmt.Fprintf(con.out, "chat with %s — type a message and press Enter; /status, /quit, //… sends /…\n", contact)
 	for _, m := range recent {
 		fmt.Fprintln(con.out, formatMessage(m))
 	}
@@ -83,8 +83,8 @@ func (c *cli) chat(ctx context.Context, cl *deaddrop.Client, contact string, eve
 			if !ok || c.chatCommand(con, cl, line) {
 				return nil
 			}
-			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "/") {
-				sends <- line
+			if line = strings.TrimSpace(line); line != "" && (!strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//")) {
+				sends <- strings.TrimPrefix(line, "/") // "//x" sends "/x"
 			}
 		}
 	}
@@ -102,8 +102,8 @@ func (c *cli) chatCommand(con *console, cl *deaddrop.Client, line string) (quit 
 			fmt.Fprintf(con.out, "error: %v\n", err)
 		}
 	default:
-		if strings.HasPrefix(strings.TrimSpace(line), "/") {
-			fmt.Fprintf(con.out, "unknown command %q: /status, /quit\n", strings.TrimSpace(line))
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "/") && !strings.HasPrefix(l, "//") {
+			fmt.Fprintf(con.out, "unknown command %q, not sent: /status, /quit (start a message with // to send one that begins with /)\n", l)
 		}
 	}
 	return false
@@ -126,7 +126,7 @@ func (c *cli) showEvent(con *console, ev deaddrop.Event) {
 	case deaddrop.EventMessage:
 		fmt.Fprintln(con.out, formatMessage(ev.Message))
 	case deaddrop.EventRead:
-		fmt.Fprintf(con.out, "  ✓✓ read by %s: %s\n", ev.Contact, short(ev.Message.Body))
+		fmt.Fprintf(con.out, "  ✓✓ delivered to %s: %s\n", ev.Contact, short(ev.Message.Body))
 	case deaddrop.EventJoined:
 		fmt.Fprintf(con.out, "  %s accepted your invite\n", terminalSafe(ev.Contact))
 	case deaddrop.EventProblem:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/deaddrop/deaddrop"
 	"github.com/deaddrop/deaddrop/daemon"
+	"github.com/deaddrop/deaddrop/internal/duration"
 	"github.com/deaddrop/deaddrop/ratchet"
 	"github.com/deaddrop/deaddrop/sync"
 	"github.com/spf13/cobra"
@@ -144,7 +145,7 @@ func (c *cli) argOrStdin(s string) (string, error) {
 }
 
 func (c *cli) readCmd() *cobra.Command {
-	return &cobra.Command{
+	return c.jsonFlag(&cobra.Command{
 		Use:   "read [contact]",
 		Short: "Fetch new messages and show the unseen ones (all contacts, or one)",
 		Args: func(_ *cobra.Command, a []string) error {
@@ -165,10 +166,16 @@ func (c *cli) readCmd() *cobra.Command {
 					if err := d.Call(ctx, "read", p, &res); err != nil {
 						return err
 					}
+					if c.json {
+						return c.printJSON(res)
+					}
 					return c.printRead(res)
 				})
 			}
 			defer done()
+			if c.json {
+				return c.readJSON(ctx, cl, a)
+			}
 			res, rerr := cl.Receive(ctx, c.progress())
 			c.report(res)
 			if err := c.showUnseen(cl, a); err != nil {
@@ -179,7 +186,32 @@ func (c *cli) readCmd() *cobra.Command {
 			}
 			return nil
 		},
+	})
+}
+
+// readJSON is read --json: the daemon's read result.
+func (c *cli) readJSON(ctx context.Context, cl *deaddrop.Client, only []string) error {
+	res, rerr := cl.Receive(ctx, nil)
+	out := daemon.ReadResult{Messages: []daemon.Message{}, Joined: []string{}, Delivered: []daemon.Message{}, Problems: []string{}}
+	if res != nil {
+		out.Joined = append(out.Joined, res.Joined...)
+		out.Delivered = daemon.FromMessages(res.Read)
+		for _, p := range res.Problems {
+			out.Problems = append(out.Problems, p.Error())
+		}
 	}
+	if rerr != nil {
+		out.StoreError = rerr.Error()
+	}
+	msgs, err := cl.Unseen(only...)
+	if err != nil {
+		return err
+	}
+	out.Messages = daemon.FromMessages(msgs)
+	if err := c.printJSON(out); err != nil {
+		return err
+	}
+	return cl.MarkSeen(msgs)
 }
 
 // progress prints catch-up progress to stderr once it is more than a few
@@ -210,7 +242,7 @@ func (c *cli) report(res *deaddrop.PollResult) {
 		counts[m.Contact]++
 	}
 	for _, name := range order {
-		fmt.Fprintf(c.out, "%s read %d of your messages\n", name, counts[name])
+		fmt.Fprintf(c.out, "delivered to %s: %s\n", name, plural(counts[name], "message"))
 	}
 	if more := res.ReadCount - len(res.Read); more > 0 {
 		fmt.Fprintf(c.out, "(and %d earlier ones)\n", more)
@@ -259,9 +291,9 @@ func (c *cli) republishCmd() *cobra.Command {
 			defer done()
 			n, err := cl.RepublishAll(ctx)
 			if err != nil {
-				return fmt.Errorf("republished %d messages, some failed (they stay in the outbox): %w", n, err)
+				return fmt.Errorf("republished %s, some failed (they stay in the outbox): %w", plural(n, "message"), err)
 			}
-			fmt.Fprintf(c.out, "republished %d messages\n", n)
+			fmt.Fprintf(c.out, "republished %s\n", plural(n, "message"))
 			rep, err := cl.Keep(ctx, true)
 			c.printPushes(rep)
 			if err != nil {
@@ -273,7 +305,7 @@ func (c *cli) republishCmd() *cobra.Command {
 }
 
 func (c *cli) contactsCmd() *cobra.Command {
-	return &cobra.Command{
+	return c.jsonFlag(&cobra.Command{
 		Use:   "contacts",
 		Short: "List contacts and their fingerprints",
 		Args:  args(0, "no arguments"),
@@ -287,6 +319,9 @@ func (c *cli) contactsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if c.json {
+				return c.printJSON(map[string]any{"contacts": daemon.FromContacts(contacts)})
+			}
 			if len(contacts) == 0 {
 				fmt.Fprintln(c.out, "no contacts yet: 'deaddrop invite <name>' or 'deaddrop accept <invite>'")
 			}
@@ -295,7 +330,7 @@ func (c *cli) contactsCmd() *cobra.Command {
 			}
 			return nil
 		},
-	}
+	})
 }
 
 func (c *cli) statusCmd() *cobra.Command {
@@ -393,14 +428,19 @@ func formatTTL(d time.Duration) string {
 }
 
 func (c *cli) historyCmd() *cobra.Command {
-	var since, until time.Duration
+	var since, until duration.Value
 	var limit int
 	var verify bool
 	cmd := &cobra.Command{
 		Use:   "history <contact>",
 		Short: "Show a conversation's history with each message's state",
-		Args:  args(1, "one argument: the contact"),
+		Example: `  deaddrop history bob --since 1d
+  deaddrop history bob --limit 20 --json`,
+		Args: args(1, "one argument: the contact"),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if limit < 0 {
+				return usageError{fmt.Errorf("--limit must not be negative, got %d", limit)}
+			}
 			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
@@ -409,14 +449,17 @@ func (c *cli) historyCmd() *cobra.Command {
 			q := deaddrop.Query{Limit: limit}
 			now := time.Now()
 			if since > 0 {
-				q.Since = now.Add(-since)
+				q.Since = now.Add(-time.Duration(since))
 			}
 			if until > 0 {
-				q.Until = now.Add(-until)
+				q.Until = now.Add(-time.Duration(until))
 			}
 			msgs, err := cl.History(a[0], q)
 			if err != nil {
 				return err
+			}
+			if c.json && !verify {
+				return c.printJSON(map[string]any{"messages": daemon.FromMessages(msgs)})
 			}
 			proven := 0
 			for _, m := range msgs {
@@ -442,8 +485,8 @@ func (c *cli) historyCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&verify, "verify", false, "prove each message is in the history log (fetches its block)")
-	cmd.Flags().DurationVar(&since, "since", 0, "only messages sent within this long ago (e.g. 24h)")
-	cmd.Flags().DurationVar(&until, "until", 0, "only messages sent more than this long ago")
+	cmd.Flags().Var(&since, "since", "only messages sent within this long ago (e.g. 1d, 36h, 2w)")
+	cmd.Flags().Var(&until, "until", "only messages sent more than this long ago")
 	cmd.Flags().IntVar(&limit, "limit", 0, "only the last N messages")
-	return cmd
+	return c.jsonFlag(cmd)
 }

@@ -139,7 +139,7 @@ func (c *cli) printRead(res daemon.ReadResult) error {
 		counts[m.Contact]++
 	}
 	for _, name := range order {
-		fmt.Fprintf(c.out, "%s read %d of your messages\n", name, counts[name])
+		fmt.Fprintf(c.out, "delivered to %s: %s\n", name, plural(counts[name], "message"))
 	}
 	for _, p := range res.Problems {
 		fmt.Fprintf(c.err, "warning: %s\n", p)

@@ -66,7 +66,7 @@ func TestMixEndToEnd(t *testing.T) {
 		withMix(alice, "send", "bob", fmt.Sprintf("m%d", i))
 	}
 	checkInOrder(t, withMix(bob, "read"), 50)
-	if out := withMix(alice, "read"); !strings.Contains(out, "bob read 50 of your messages") {
+	if out := withMix(alice, "read"); !strings.Contains(out, "delivered to bob: 50 messages") {
 		t.Fatalf("alice's receipts: %q", out)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(dir, "unused-store")); len(entries) > 1 {

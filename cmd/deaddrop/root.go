@@ -26,6 +26,7 @@ type cli struct {
 	mixKey    string
 	unpinned  bool // --insecure-unpinned-topology
 	noHistory bool
+	json      bool // --json, on listing commands
 }
 
 func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {

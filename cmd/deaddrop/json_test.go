@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deaddrop/deaddrop/daemon"
+)
+
+// Every listing command prints, with --json, the object the daemon's method
+// of that name returns (docs/cli.md).
+func TestJSONOutput(t *testing.T) {
+	us := newUsers(t, "", "alice", "bob")
+	alice, bob := us[0], us[1]
+	connect(t, alice, bob, "alice", "bob")
+	alice.ok("send", "bob", "hello\njson")
+
+	var read daemon.ReadResult
+	decode(t, bob.ok("read", "--json"), &read)
+	if len(read.Messages) != 1 || read.Messages[0].Body != "hello\njson" || read.Messages[0].Direction != "incoming" ||
+		read.Messages[0].Contact != "alice" || len(read.Messages[0].ID) != 32 || read.Messages[0].Received == nil {
+		t.Fatalf("read --json: %+v", read)
+	}
+	decode(t, bob.ok("read", "--json"), &read)
+	if len(read.Messages) != 0 || read.Messages == nil {
+		t.Fatalf("second read --json: %+v (want an empty list, not null)", read)
+	}
+
+	var hist struct{ Messages []daemon.Message }
+	decode(t, alice.ok("history", "bob", "--json", "--since", "1d"), &hist)
+	if len(hist.Messages) != 1 || hist.Messages[0].Direction != "outgoing" || hist.Messages[0].State == "" {
+		t.Fatalf("history --json: %+v", hist)
+	}
+
+	var contacts struct{ Contacts []daemon.Contact }
+	decode(t, alice.ok("contacts", "--json"), &contacts)
+	if len(contacts.Contacts) != 1 || contacts.Contacts[0].Name != "bob" || contacts.Contacts[0].Fingerprint == "" {
+		t.Fatalf("contacts --json: %+v", contacts)
+	}
+
+	var devices daemon.Devices
+	decode(t, alice.ok("device", "list", "--json"), &devices)
+	if devices.Version == 0 || len(devices.Devices) != 1 || !devices.Devices[0].This {
+		t.Fatalf("device list --json: %+v", devices)
+	}
+
+	alice.ok("invite", "carol", "--ttl", "1d")
+	var invites struct{ Invites []daemon.Invite }
+	decode(t, alice.ok("invite", "list", "--json"), &invites)
+	if len(invites.Invites) != 1 || invites.Invites[0].Name != "carol" {
+		t.Fatalf("invite list --json: %+v", invites)
+	}
+	if d := invites.Invites[0].Expires.Sub(invites.Invites[0].Created); d < 24*time.Hour-2*time.Second || d > 24*time.Hour+2*time.Second {
+		t.Fatalf("invite --ttl 1d is valid %v", d)
+	}
+}
+
+func decode(t *testing.T, out string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	u := &user{t: t, home: t.TempDir()}
+	if out := u.ok("--version"); !strings.HasPrefix(out, "deaddrop version ") {
+		t.Fatalf("--version: %q", out)
+	}
+}
+
+func TestPlural(t *testing.T) {
+	for n, want := range map[int]string{0: "0 contacts", 1: "1 contact", 2: "2 contacts"} {
+		if got := plural(n, "contact"); got != want {
+			t.Errorf("plural(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
