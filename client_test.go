@@ -83,8 +83,8 @@ func TestMessageID(t *testing.T) {
 func TestEnumStrings(t *testing.T) {
 	for v, want := range map[interface{ String() string }]string{
 		deaddrop.Outgoing: "outgoing", deaddrop.Incoming: "incoming",
-		deaddrop.Queued: "queued", deaddrop.Read: "read",
-		deaddrop.EventMessage: "message",
+		deaddrop.Queued: "queued", deaddrop.Delivered: "delivered", deaddrop.Stored: "stored", deaddrop.Received: "received",
+		deaddrop.EventMessage: "message", deaddrop.EventDelivered: "delivered",
 	} {
 		if got := v.String(); got != want {
 			t.Errorf("%v: String() = %q, want %q", v, got, want)

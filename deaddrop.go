@@ -39,15 +39,23 @@ type (
 	RestoreStats = sync.RestoreStats
 )
 
-// Message states and directions.
+// Message states and directions. An outgoing message is Queued (committed,
+// not yet accepted by the store), then Stored, then Delivered (a device of
+// the contact acknowledged it); an incoming one is Received.
 const (
-	Queued   = sync.Queued
-	Stored   = sync.Stored
-	Read     = sync.Read
-	Received = sync.Received
-	Outgoing = sync.Outgoing
-	Incoming = sync.Incoming
+	Queued    = sync.Queued
+	Stored    = sync.Stored
+	Delivered = sync.Read
+	Received  = sync.Received
+	Outgoing  = sync.Outgoing
+	Incoming  = sync.Incoming
 )
+
+// Read is the old name of Delivered: the contact's device has the message,
+// which says nothing of a person reading it.
+//
+// Deprecated: use Delivered.
+const Read = Delivered
 
 // MaxMessageSize is the largest message body in bytes.
 const MaxMessageSize = sync.MaxMessageSize

@@ -9,11 +9,19 @@ import (
 // EventKind says what an Event reports.
 type EventKind int
 
+// EventRead is the old name of EventDelivered, which it always meant.
+//
+// Deprecated: use EventDelivered.
+const EventRead = EventDelivered
+
 const (
 	// EventMessage: a new incoming message, in Event.Message.
 	EventMessage EventKind = iota + 1
-	// EventRead: the contact read one of our messages, in Event.Message.
-	EventRead
+	// EventDelivered: a device of the contact acknowledged one of our
+	// messages (in Event.Message, State Delivered): it is durably in their
+	// state. It is a delivery receipt, not a read receipt: nobody may have
+	// looked at it yet.
+	EventDelivered
 	// EventJoined: someone accepted one of our invites; Event.Contact names
 	// the new conversation.
 	EventJoined
@@ -30,8 +38,8 @@ func (k EventKind) String() string {
 	switch k {
 	case EventMessage:
 		return "message"
-	case EventRead:
-		return "read"
+	case EventDelivered:
+		return "delivered"
 	case EventJoined:
 		return "joined"
 	case EventProblem:
@@ -45,7 +53,7 @@ func (k EventKind) String() string {
 // Event is one thing Watch saw happen.
 type Event struct {
 	Kind    EventKind
-	Message Message // EventMessage, EventRead
+	Message Message // EventMessage, EventDelivered
 	Contact string  // the conversation the event belongs to, if any
 	Err     error   // EventProblem, EventStoreError
 }
@@ -142,7 +150,7 @@ func (w *watcher) pollOnce(ctx context.Context) bool {
 		}
 	}
 	for _, m := range res.Read {
-		if w.watched(m.Contact) && !w.emit(ctx, Event{Kind: EventRead, Message: m, Contact: m.Contact}) {
+		if w.watched(m.Contact) && !w.emit(ctx, Event{Kind: EventDelivered, Message: m, Contact: m.Contact}) {
 			return false
 		}
 	}

@@ -25,22 +25,13 @@ type Message struct {
 
 // FromMessage converts a root-package message.
 func FromMessage(m deaddrop.Message) Message {
-	out := Message{ID: m.ID, Contact: m.Contact, Direction: m.Dir.String(), State: stateName(m.State),
+	out := Message{ID: m.ID, Contact: m.Contact, Direction: m.Dir.String(), State: m.State.String(),
 		Body: m.Body, Sent: m.Sent.UTC(), Seen: m.Seen, Local: m.Local}
 	if !m.Received.IsZero() {
 		r := m.Received.UTC()
 		out.Received = &r
 	}
 	return out
-}
-
-// stateName names a state; Read is "delivered": the contact's device has
-// the message (it acknowledged it), which says nothing of a person reading it.
-func stateName(s deaddrop.MessageState) string {
-	if s == deaddrop.Read {
-		return "delivered"
-	}
-	return s.String()
 }
 
 // FromMessages converts a list (never nil: an empty list is []).
@@ -124,7 +115,7 @@ func fromEvent(sub int64, e deaddrop.Event) Event {
 	switch e.Kind {
 	case deaddrop.EventMessage:
 		out.Kind = "message"
-	case deaddrop.EventRead:
+	case deaddrop.EventDelivered:
 		out.Kind = "delivered"
 	case deaddrop.EventJoined:
 		out.Kind = "joined"
@@ -135,7 +126,7 @@ func fromEvent(sub int64, e deaddrop.Event) Event {
 	default:
 		out.Kind = e.Kind.String()
 	}
-	if e.Kind == deaddrop.EventMessage || e.Kind == deaddrop.EventRead {
+	if e.Kind == deaddrop.EventMessage || e.Kind == deaddrop.EventDelivered {
 		m := FromMessage(e.Message)
 		out.Message = &m
 	}

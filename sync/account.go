@@ -66,7 +66,7 @@ func (s MessageState) String() string {
 	case Stored:
 		return "stored"
 	case Read:
-		return "read"
+		return "delivered" // acknowledged by a device, not necessarily read by a person
 	case Received:
 		return "received"
 	}

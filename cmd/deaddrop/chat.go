@@ -125,7 +125,7 @@ func (c *cli) showEvent(con *console, ev deaddrop.Event) {
 	switch ev.Kind {
 	case deaddrop.EventMessage:
 		fmt.Fprintln(con.out, formatMessage(ev.Message))
-	case deaddrop.EventRead:
+	case deaddrop.EventDelivered:
 		fmt.Fprintf(con.out, "  ✓✓ delivered to %s: %s\n", ev.Contact, short(ev.Message.Body))
 	case deaddrop.EventJoined:
 		fmt.Fprintf(con.out, "  %s accepted your invite\n", terminalSafe(ev.Contact))

@@ -159,8 +159,8 @@ func toMessage(m daemon.Message) deaddrop.Message {
 	if m.Direction == deaddrop.Incoming.String() {
 		out.Dir = deaddrop.Incoming
 	}
-	for _, s := range []deaddrop.MessageState{deaddrop.Queued, deaddrop.Stored, deaddrop.Read, deaddrop.Received} {
-		if s.String() == m.State || (s == deaddrop.Read && m.State == "delivered") {
+	for _, s := range []deaddrop.MessageState{deaddrop.Queued, deaddrop.Stored, deaddrop.Delivered, deaddrop.Received} {
+		if s.String() == m.State {
 			out.State = s
 		}
 	}

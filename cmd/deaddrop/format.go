@@ -21,16 +21,7 @@ func formatMessage(m deaddrop.Message) string {
 	if m.Dir == deaddrop.Incoming {
 		return fmt.Sprintf("[%s] %s: %s", ts, m.Contact, body)
 	}
-	return fmt.Sprintf("[%s] me → %s: %s  (%s)", ts, m.Contact, body, stateWord(m.State))
-}
-
-// stateWord names an outgoing message's state for people: Read is
-// "delivered" (the contact's device has it; nobody may have looked yet).
-func stateWord(s deaddrop.MessageState) string {
-	if s == deaddrop.Read {
-		return "delivered"
-	}
-	return s.String()
+	return fmt.Sprintf("[%s] me → %s: %s  (%s)", ts, m.Contact, body, m.State)
 }
 
 // terminalSafe returns text written by someone else (a message body) with
