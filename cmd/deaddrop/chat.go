@@ -20,9 +20,12 @@ import (
 func (c *cli) chatCmd() *cobra.Command {
 	var every time.Duration
 	cmd := &cobra.Command{
-		Use:   "chat <contact>",
-		Short: "Chat interactively: type a line to send it; new messages and delivery receipts appear as they arrive",
-		Args:  args(1, "one argument: the contact to chat with"),
+		Use: "chat <contact>",
+		Example: `  deaddrop chat bob
+  deaddrop chat bob --every 5s`,
+		ValidArgsFunction: c.completeContact,
+		Short:             "Chat interactively: type a line to send it; new messages and delivery receipts appear as they arrive",
+		Args:              args(1, "one argument: the contact to chat with"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if every < 100*time.Millisecond {
 				return usageError{fmt.Errorf("--every must be at least 100ms, got %v", every)}

@@ -18,7 +18,9 @@ import (
 
 func (c *cli) initCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "init <name>",
+		Use: "init <name>",
+		Example: `  deaddrop init alice
+  deaddrop init alice --store swarm:http://127.0.0.1:1633`,
 		Short: "Create an account called <name> in the home directory",
 		Args:  args(1, "one argument: your name, e.g. 'deaddrop init alice'"),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -50,7 +52,9 @@ func (c *cli) initCmd() *cobra.Command {
 func (c *cli) acceptCmd() *cobra.Command {
 	var as string
 	cmd := &cobra.Command{
-		Use:   "accept <invite>",
+		Use: "accept <invite>",
+		Example: `  deaddrop accept dd1…
+  deaddrop accept - --as alice < invite.txt`,
 		Short: "Accept an invite and start the conversation (the inviter may be offline)",
 		Args:  args(1, "one argument: the invite text ('-' reads it from standard input)"),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -86,8 +90,11 @@ func (c *cli) acceptCmd() *cobra.Command {
 
 func (c *cli) sendCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "send <contact> <message...>",
-		Short: fmt.Sprintf("Send a message (at most %d bytes; '-' reads it from standard input)", deaddrop.MaxMessageSize),
+		Use: "send <contact> <message...>",
+		Example: `  deaddrop send bob hello there
+  echo 'multi-line' | deaddrop send bob -`,
+		ValidArgsFunction: c.completeContact,
+		Short:             fmt.Sprintf("Send a message (at most %d bytes; '-' reads it from standard input)", deaddrop.MaxMessageSize),
 		Args: func(_ *cobra.Command, a []string) error {
 			if len(a) < 2 {
 				return usageError{errors.New("expected a contact and a message, e.g. 'deaddrop send bob hello'")}
@@ -146,8 +153,11 @@ func (c *cli) argOrStdin(s string) (string, error) {
 
 func (c *cli) readCmd() *cobra.Command {
 	return c.jsonFlag(&cobra.Command{
-		Use:   "read [contact]",
-		Short: "Fetch new messages and show the unseen ones (all contacts, or one)",
+		Use: "read [contact]",
+		Example: `  deaddrop read
+  deaddrop read bob --json`,
+		ValidArgsFunction: c.completeContact,
+		Short:             "Fetch new messages and show the unseen ones (all contacts, or one)",
 		Args: func(_ *cobra.Command, a []string) error {
 			if len(a) > 1 {
 				return usageError{errors.New("expected at most one contact")}
@@ -306,7 +316,9 @@ func (c *cli) republishCmd() *cobra.Command {
 
 func (c *cli) contactsCmd() *cobra.Command {
 	return c.jsonFlag(&cobra.Command{
-		Use:   "contacts",
+		Use: "contacts",
+		Example: `  deaddrop contacts
+  deaddrop contacts --json`,
 		Short: "List contacts and their fingerprints",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -432,8 +444,9 @@ func (c *cli) historyCmd() *cobra.Command {
 	var limit int
 	var verify bool
 	cmd := &cobra.Command{
-		Use:   "history <contact>",
-		Short: "Show a conversation's history with each message's state",
+		Use:               "history <contact>",
+		ValidArgsFunction: c.completeContact,
+		Short:             "Show a conversation's history with each message's state",
 		Example: `  deaddrop history bob --since 1d
   deaddrop history bob --limit 20 --json`,
 		Args: args(1, "one argument: the contact"),

@@ -78,3 +78,32 @@ func TestPlural(t *testing.T) {
 		}
 	}
 }
+
+// Contact names complete (the shell asks 'deaddrop __complete …').
+func TestCompleteContacts(t *testing.T) {
+	us := newUsers(t, "", "alice", "bob")
+	alice, bob := us[0], us[1]
+	connect(t, alice, bob, "alice", "bob")
+	for _, args := range [][]string{{"__complete", "send", ""}, {"__complete", "chat", "b"}, {"__complete", "history", ""}} {
+		out := alice.ok(args...)
+		if !strings.HasPrefix(out, "bob\n") {
+			t.Errorf("deaddrop %s: %q", strings.Join(args, " "), out)
+		}
+	}
+	if out := alice.ok("__complete", "send", "x"); strings.Contains(out, "bob") {
+		t.Errorf("completion ignores the prefix: %q", out)
+	}
+	if out := alice.ok("completion", "bash"); !strings.Contains(out, "deaddrop") {
+		t.Errorf("no bash completion script")
+	}
+}
+
+// Commands show examples in their help.
+func TestHelpExamples(t *testing.T) {
+	u := &user{t: t, home: t.TempDir()}
+	for _, cmd := range []string{"send", "read", "history", "invite", "chat", "daemon"} {
+		if out := u.ok(cmd, "--help"); !strings.Contains(out, "Examples:") {
+			t.Errorf("deaddrop %s --help has no examples", cmd)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -31,4 +32,29 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// completeContact completes a command's first argument with contact names
+// ('deaddrop completion bash|zsh|fish' prints the script). It needs the
+// home: while another process holds it, it completes nothing.
+func (c *cli) completeContact(cmd *cobra.Command, a []string, prefix string) ([]string, cobra.ShellCompDirective) {
+	if len(a) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	_, cl, done, err := c.session()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	defer done()
+	contacts, err := cl.Contacts()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, ct := range contacts {
+		if strings.HasPrefix(ct.Name, prefix) {
+			names = append(names, ct.Name)
+		}
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
 }
