@@ -107,3 +107,15 @@ func TestHelpExamples(t *testing.T) {
 		}
 	}
 }
+
+// -q leaves results and errors only.
+func TestQuiet(t *testing.T) {
+	us := newUsers(t, "", "alice")
+	out, errOut, code := us[0].run("-q", "invite", "bob")
+	if code != 0 || errOut != "" || !strings.HasPrefix(out, "dd") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("invite -q: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := us[0].run("-q", "send", "nobody", "x"); code != 1 || !strings.Contains(errOut, "unknown contact") {
+		t.Fatalf("errors still show with -q: exit %d %q", code, errOut)
+	}
+}

@@ -43,6 +43,13 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
+	var quiet bool
+	pf.BoolVarP(&quiet, "quiet", "q", false, "print results and errors only (no hints, progress or warnings)")
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		if quiet {
+			c.err = io.Discard
+		}
+	}
 	pf.StringVar(&c.home, "home", defaultHome(), "account directory ($DEADDROP_HOME)")
 	pf.StringVar(&c.store, "store", "", "store: embedded:<dir>, swarm:<Bee API URL> or ipfs:<Kubo RPC URL> (default: the account's)")
 	pf.IntVar(&c.window, "window", 0, "catch-up window: slots fetched in parallel (default 64)")
