@@ -185,3 +185,18 @@ func (c *Client) Unseen(contacts ...string) ([]Message, error) {
 	}
 	return out, nil
 }
+
+// Change is a message that entered the history or changed (stored,
+// delivered, seen), with the cursor naming that change.
+type Change = sync.Change
+
+// Changes returns what changed after cursor after (0: from the start),
+// oldest first, at most limit entries (0: 1000), each message once as it
+// stands now, and the cursor to pass next time. A client keeps the cursor
+// (with its own data) and resumes from it after a restart or a dropped
+// connection: together with Watch it misses nothing, delivery receipts
+// included. The feed is this device's; it starts with the first change
+// made after this version of deaddrop opened the account.
+func (c *Client) Changes(after uint64, limit int) ([]Change, uint64, error) {
+	return c.acct.Changes(after, limit)
+}

@@ -174,3 +174,75 @@ func TestTypedErrors(t *testing.T) {
 		t.Fatalf("second open of a home: %v, want ErrHomeInUse", err)
 	}
 }
+
+// A client that was away resumes from its cursor: it gets the messages that
+// arrived and the delivery receipts, each message once, as it stands now.
+func TestChangesResume(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := pair(t)
+	_, cursor, err := alice.Changes(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := alice.Send(ctx, "bob", "are you there")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Away: bob receives and answers, alice polls without anyone watching.
+	if _, err := bob.Receive(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, "alice", "yes"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Receive(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	chs, next, err := alice.Changes(cursor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]deaddrop.Message{}
+	for _, ch := range chs {
+		if _, dup := got[ch.Message.ID]; dup {
+			t.Fatalf("message %s listed twice", ch.Message.ID)
+		}
+		if ch.Cursor <= cursor || ch.Cursor > next {
+			t.Fatalf("change cursor %d outside (%d, %d]", ch.Cursor, cursor, next)
+		}
+		got[ch.Message.ID] = ch.Message
+	}
+	if m := got[sent.ID]; m.State != deaddrop.Delivered {
+		t.Fatalf("our message after bob's reply: %+v, want Delivered", m)
+	}
+	var reply *deaddrop.Message
+	for _, m := range got {
+		if m.Body == "yes" {
+			reply = &m
+		}
+	}
+	if reply == nil || reply.Dir != deaddrop.Incoming {
+		t.Fatalf("changes %+v lack bob's reply", chs)
+	}
+	// Nothing new: the same cursor back, no changes.
+	if chs, again, err := alice.Changes(next, 0); err != nil || len(chs) != 0 || again != next {
+		t.Fatalf("after the last cursor: %v, %d, %v", chs, again, err)
+	}
+	// Seeing the reply is a change too.
+	if err := alice.MarkSeen([]deaddrop.Message{*reply}); err != nil {
+		t.Fatal(err)
+	}
+	chs, _, err = alice.Changes(next, 0)
+	if err != nil || len(chs) != 1 || !chs[0].Message.Seen || chs[0].Message.ID != reply.ID {
+		t.Fatalf("after MarkSeen: %+v, %v", chs, err)
+	}
+	// limit pages.
+	all, _, err := alice.Changes(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, pcur, err := alice.Changes(0, 1)
+	if err != nil || len(page) != 1 || pcur != page[0].Cursor || page[0] != all[0] {
+		t.Fatalf("first page: %+v, %d, %v", page, pcur, err)
+	}
+}

@@ -15,6 +15,7 @@
 //	cancelInvite {name}                     → {}
 //	accept      {invite, name?}             → {contact}
 //	devices                                 → Devices
+//	changes     {after?, limit?}            → {changes: [{cursor, message}], cursor}
 //	subscribe   {contacts?, every?}         → {subscription}, then "event" notifications
 //	unsubscribe {subscription}              → {}
 //
@@ -24,7 +25,9 @@
 // -32601 method not found, -32602 invalid params, -32603 internal error) or
 // one of the Code constants, with data.reason naming the error.
 //
-// A subscription starts delivering with the unseen messages that arrived
+// changes is the resumable feed: every message that entered the history or
+// changed (stored, delivered, seen) after a cursor the client kept, so that
+// one that was away misses no delivery receipt. A subscription starts delivering with the unseen messages that arrived
 // before it, so a client that subscribes once it is ready misses nothing;
 // each message is delivered once, and marked seen once written out.
 package daemon

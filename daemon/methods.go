@@ -301,6 +301,27 @@ func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, ra
 		}
 		return FromDevices(ds, v), nil
 
+	case "changes":
+		var p struct {
+			After uint64 `json:"after"`
+			Limit int    `json:"limit"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if p.Limit < 0 {
+			return nil, invalidParams("limit is negative")
+		}
+		chs, next, err := cl.Changes(p.After, p.Limit)
+		if err != nil {
+			return nil, err
+		}
+		out := ChangesResult{Changes: make([]Change, 0, len(chs)), Cursor: next}
+		for _, ch := range chs {
+			out.Changes = append(out.Changes, Change{Cursor: ch.Cursor, Message: FromMessage(ch.Message)})
+		}
+		return out, nil
+
 	case "subscribe":
 		var p struct {
 			Contacts []string `json:"contacts"`

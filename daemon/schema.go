@@ -164,3 +164,16 @@ type Health struct {
 	Store       string `json:"store"`
 	Version     string `json:"version"`
 }
+
+// Change is one entry of the change feed: a message that entered the
+// history or changed (stored, delivered, seen), as it stands now.
+type Change struct {
+	Cursor  uint64  `json:"cursor"`
+	Message Message `json:"message"`
+}
+
+// ChangesResult is what changes returns: pass Cursor as after next time.
+type ChangesResult struct {
+	Changes []Change `json:"changes"`
+	Cursor  uint64   `json:"cursor"`
+}
