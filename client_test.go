@@ -3,6 +3,7 @@ package deaddrop_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -244,5 +245,53 @@ func TestChangesResume(t *testing.T) {
 	page, pcur, err := alice.Changes(0, 1)
 	if err != nil || len(page) != 1 || pcur != page[0].Cursor || page[0] != all[0] {
 		t.Fatalf("first page: %+v, %d, %v", page, pcur, err)
+	}
+}
+
+// A --store override naming an embedded directory that does not exist is a
+// typo, not a new empty store.
+func TestOpenStoreTypo(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	home := filepath.Join(dir, "alice")
+	cl, err := deaddrop.Init(ctx, home, "alice", deaddrop.Config{Store: "embedded:" + filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	typo := filepath.Join(dir, "stroe")
+	if _, err := deaddrop.Open(ctx, home, deaddrop.Config{Store: "embedded:" + typo}); !errors.Is(err, deaddrop.ErrNoStore) {
+		t.Fatalf("open with a mistyped store: %v", err)
+	}
+	if _, err := os.Stat(typo); err == nil {
+		t.Fatal("the mistyped store was created")
+	}
+	cl, err = deaddrop.Open(ctx, home, deaddrop.Config{Store: "embedded:" + filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+}
+
+// A state file this user cannot write is a permission problem, not damage.
+func TestOpenReadOnlyState(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root ignores file permissions")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	home := filepath.Join(dir, "alice")
+	cl, err := deaddrop.Init(ctx, home, "alice", deaddrop.Config{Store: "embedded:" + filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	matches, _ := filepath.Glob(filepath.Join(home, "*.db"))
+	for _, m := range matches {
+		os.Chmod(m, 0o400)
+	}
+	_, err = deaddrop.Open(ctx, home, deaddrop.Config{})
+	if err == nil || errors.Is(err, deaddrop.ErrCorruptState) || !errors.Is(err, os.ErrPermission) {
+		t.Fatalf("read-only state: %v", err)
 	}
 }

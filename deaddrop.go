@@ -186,6 +186,8 @@ func Open(ctx context.Context, home string, cfg Config) (*Client, error) {
 	}
 	if cfg.Store == "" {
 		cfg.Store = hc.Store
+	} else if err := checkStoreExists(cfg.Store); err != nil {
+		return nil, err
 	}
 	tr, err := openTransport(ctx, cfg)
 	if err != nil {
@@ -262,6 +264,22 @@ func OpenStore(ctx context.Context, spec string) (feed.Store, error) {
 		return feed.Lazy(func(ctx context.Context) (feed.Store, error) { return open(ctx, arg) }), nil
 	}
 	return s, err
+}
+
+// ErrNoStore reports an embedded store directory that does not exist, given
+// to Open in place of the account's own store: most likely a typo, which
+// would otherwise create an empty store and show an empty account.
+var ErrNoStore = errors.New("no store there")
+
+func checkStoreExists(spec string) error {
+	dir, ok := strings.CutPrefix(spec, "embedded:")
+	if !ok || dir == "" {
+		return nil
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store %q: %w (the directory does not exist; the account's store is in %s)", spec, ErrNoStore, configFile)
+	}
+	return nil
 }
 
 func readHomeConfig(home string) (homeConfig, error) {

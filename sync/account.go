@@ -387,6 +387,10 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w (%s)", ErrHomeLocked, dir)
 	}
+	if errors.Is(err, os.ErrPermission) {
+		// Not damage: a read-only file or directory (restore is not the fix).
+		return nil, fmt.Errorf("state file %s: %w (it must be readable and writable by this user)", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: state file %s cannot be opened: %v", ErrCorruptState, path, err)
 	}
