@@ -2,6 +2,7 @@ package sync
 
 import (
 	"encoding/hex"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,10 +21,14 @@ type Query struct {
 }
 
 // History returns a conversation's messages in order. An UnseenOnly query
-// reads only the unseen messages, however long the history.
+// reads only the unseen messages, however long the history. A damaged
+// record does not hide the others: they are returned, with an error wrapping
+// ErrCorruptState that counts what was skipped.
 func (a *Account) History(contact string, q Query) ([]Message, error) {
 	a.settle() // what Send returned is what this shows
 	var out []Message
+	var damaged int
+	var firstErr error
 	err := a.db.View(func(tx *bolt.Tx) error {
 		if _, err := loadContact(tx, contact); err != nil {
 			return err
@@ -38,7 +43,10 @@ func (a *Account) History(contact string, q Query) ([]Message, error) {
 		for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
 			m := new(messageRecord)
 			if err := decodeRecord("message", messages.Get(k), m); err != nil {
-				return err
+				if damaged++; firstErr == nil {
+					firstErr = err
+				}
+				continue
 			}
 			if q.matches(m) {
 				out = append(out, m.public(contact))
@@ -48,6 +56,9 @@ func (a *Account) History(contact string, q Query) ([]Message, error) {
 	})
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[len(out)-q.Limit:]
+	}
+	if err == nil && damaged > 0 {
+		err = fmt.Errorf("%d damaged message records of %s skipped (the first: %w)", damaged, contact, firstErr)
 	}
 	return out, err
 }

@@ -450,7 +450,7 @@ func (c *cli) historyCmd() *cobra.Command {
 		Example: `  deaddrop history bob --since 1d
   deaddrop history bob --limit 20 --json`,
 		Args: args(1, "one argument: the contact"),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		RunE: func(cmd *cobra.Command, a []string) (rerr error) {
 			if limit < 0 {
 				return usageError{fmt.Errorf("--limit must not be negative, got %d", limit)}
 			}
@@ -468,6 +468,15 @@ func (c *cli) historyCmd() *cobra.Command {
 				q.Until = now.Add(-time.Duration(until))
 			}
 			msgs, err := cl.History(a[0], q)
+			if errors.Is(err, deaddrop.ErrCorruptState) {
+				// Show what is readable, then say what is not and the way out.
+				defer func(herr error) {
+					if rerr == nil {
+						rerr = fmt.Errorf("%w\n'deaddrop restore' (the recovery phrase, on a new home) rebuilds the history from the store", herr)
+					}
+				}(err)
+				err = nil
+			}
 			if err != nil {
 				return err
 			}
