@@ -2,6 +2,7 @@ package deaddrop
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/deaddrop/deaddrop/sync"
@@ -164,7 +165,8 @@ func (c *Client) RepublishAll(ctx context.Context) (int, error) { return c.acct.
 
 // Unseen returns the incoming messages not yet marked seen, of the given
 // contacts (none: every contact), per contact in order. Show them, then
-// MarkSeen them.
+// MarkSeen them. An error (an unknown contact, a damaged record) comes with
+// every message that could be read.
 func (c *Client) Unseen(contacts ...string) ([]Message, error) {
 	if len(contacts) == 0 {
 		all, err := c.acct.Contacts()
@@ -176,14 +178,15 @@ func (c *Client) Unseen(contacts ...string) ([]Message, error) {
 		}
 	}
 	var out []Message
+	var errs []error
 	for _, name := range contacts {
 		msgs, err := c.acct.History(name, Query{UnseenOnly: true})
+		out = append(out, msgs...) // with a damaged record, the readable rest
 		if err != nil {
-			return out, err
+			errs = append(errs, err)
 		}
-		out = append(out, msgs...)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // Change is a message that entered the history or changed (stored,

@@ -185,12 +185,9 @@ func (w *watcher) deliverUnseen(ctx context.Context, contacts []string) bool {
 			continue
 		}
 		msgs, err := w.c.History(name, Query{UnseenOnly: true})
-		if err != nil {
-			if !w.emit(ctx, Event{Kind: EventStoreError, Contact: name, Err: err}) {
-				return false
-			}
-			continue
-		}
+		if err != nil && !w.emit(ctx, Event{Kind: EventStoreError, Contact: name, Err: err}) {
+			return false
+		} // a damaged record: the readable messages still go out
 		if !w.deliver(ctx, name, msgs) {
 			return false
 		}
