@@ -5,9 +5,19 @@
 // only the two parties can find or read them, and the sender republishes each
 // message until the reader acknowledges it.
 //
+// A Client is the whole API: Init or Open an account, Invite and Accept,
+// Send (SendWith for an idempotent retry), Watch for events (or Receive in a
+// loop of your own), History, Unseen and MarkSeen, Changes to resume after a
+// restart. Errors are testable with errors.Is against the Err values here.
+//
+// Stores register themselves like database/sql drivers: the embedded store
+// is built in; import _ "github.com/deaddrop/deaddrop/feed/swarm" or
+// ".../feed/ipfs" for the others. A program that imports neither links
+// neither (nor libp2p).
+//
 // The packages underneath: feed (stores), ratchet (crypto, pure), sync
 // (conversation state, outbox, catch-up), transport (how store operations
-// travel).
+// travel); daemon serves a Client to other programs over JSON-RPC.
 package deaddrop
 
 import (
