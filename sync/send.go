@@ -165,7 +165,7 @@ func (a *Account) putCopies(ctx context.Context, names []string, outs []*outboxR
 
 // ErrNotStored is returned by Send when the message is safely queued but the
 // store did not accept it yet; Republish will retry it.
-var ErrNotStored = errors.New("not stored yet (it stays in the outbox and will be republished)")
+var ErrNotStored = errors.New("not stored yet (it stays in the outbox: the next read, chat or republish sends it)")
 
 func checkBody(body string) error {
 	switch {

@@ -192,7 +192,7 @@ func (c *cli) readCmd() *cobra.Command {
 				return err
 			}
 			if rerr != nil {
-				return fmt.Errorf("not everything could be fetched or republished (it will be retried): %w", rerr)
+				return fmt.Errorf("not everything could be fetched or republished (nothing is lost: the next read, chat or daemon tries again): %w", rerr)
 			}
 			return nil
 		},

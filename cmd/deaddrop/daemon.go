@@ -148,7 +148,7 @@ func (c *cli) printRead(res daemon.ReadResult) error {
 		fmt.Fprintln(c.out, formatMessage(toMessage(m)))
 	}
 	if res.StoreError != "" {
-		return fmt.Errorf("not everything could be fetched or republished (it will be retried): %s", res.StoreError)
+		return fmt.Errorf("not everything could be fetched or republished (nothing is lost: the next read, chat or daemon tries again): %s", res.StoreError)
 	}
 	return nil
 }
