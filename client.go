@@ -203,3 +203,7 @@ type Change = sync.Change
 func (c *Client) Changes(after uint64, limit int) ([]Change, uint64, error) {
 	return c.acct.Changes(after, limit)
 }
+
+// LastChange returns the cursor of the latest change: Changes after it
+// lists only what happens from now on.
+func (c *Client) LastChange() (uint64, error) { return c.acct.LastChange() }

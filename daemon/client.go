@@ -12,12 +12,22 @@ import (
 )
 
 // Conn is a client of a running daemon (the CLI's, when another process
-// holds the home).
+// holds the home). Calls may be made from several goroutines; event
+// notifications arrive on Events.
 type Conn struct {
-	mu   gosync.Mutex
-	c    net.Conn
-	r    *bufio.Reader
-	next int64
+	c      net.Conn
+	wmu    gosync.Mutex
+	mu     gosync.Mutex
+	next   int64
+	wait   map[string]chan reply
+	err    error // why the connection ended
+	events chan Event
+	done   chan struct{}
+}
+
+type reply struct {
+	Result json.RawMessage
+	Error  *Error
 }
 
 // ErrNoDaemon reports that no daemon listens for the home.
@@ -30,20 +40,87 @@ func Dial(ctx context.Context, home string) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoDaemon, err)
 	}
-	return &Conn{c: c, r: bufio.NewReaderSize(c, 64<<10)}, nil
+	conn := &Conn{c: c, wait: map[string]chan reply{}, events: make(chan Event, 256), done: make(chan struct{})}
+	go conn.read()
+	return conn, nil
 }
 
+// read dispatches responses to their callers and notifications to Events
+// until the connection ends.
+func (c *Conn) read() {
+	defer close(c.done)
+	defer close(c.events)
+	r := bufio.NewReaderSize(c.c, 64<<10)
+	var err error
+	for {
+		var line []byte
+		if line, err = r.ReadBytes('\n'); err != nil {
+			break
+		}
+		var msg struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+			Result json.RawMessage `json:"result"`
+			Error  *Error          `json:"error"`
+		}
+		if err = json.Unmarshal(line, &msg); err != nil {
+			err = fmt.Errorf("daemon: bad message: %w", err)
+			break
+		}
+		if msg.Method == "event" {
+			var e Event
+			if json.Unmarshal(msg.Params, &e) == nil {
+				c.events <- e
+			}
+			continue
+		}
+		c.mu.Lock()
+		ch := c.wait[string(msg.ID)]
+		delete(c.wait, string(msg.ID))
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- reply{msg.Result, msg.Error}
+		}
+	}
+	c.mu.Lock()
+	c.err = fmt.Errorf("daemon connection: %w", err)
+	for id, ch := range c.wait {
+		close(ch)
+		delete(c.wait, id)
+	}
+	c.mu.Unlock()
+}
+
+// Events delivers the notifications of this connection's subscriptions; it
+// is closed when the connection ends.
+func (c *Conn) Events() <-chan Event { return c.events }
+
 // Close closes the connection.
-func (c *Conn) Close() error { return c.c.Close() }
+func (c *Conn) Close() error {
+	err := c.c.Close()
+	go func() { // let the reader finish even if nobody reads Events
+		for range c.events {
+		}
+	}()
+	<-c.done
+	return err
+}
 
 // Call calls method with params and decodes the result into result (if not
 // nil). An error the daemon returned is an *Error.
 func (c *Conn) Call(ctx context.Context, method string, params, result any) error {
+	ch := make(chan reply, 1)
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return c.err
+	}
 	c.next++
 	id := strconv.FormatInt(c.next, 10)
-	req := map[string]any{"jsonrpc": "2.0", "method": method, "id": c.next}
+	c.wait[id] = ch
+	c.mu.Unlock()
+	req := map[string]any{"jsonrpc": "2.0", "method": method, "id": json.RawMessage(id)}
 	if params != nil {
 		req["params"] = params
 	}
@@ -51,41 +128,30 @@ func (c *Conn) Call(ctx context.Context, method string, params, result any) erro
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { c.c.Close() })
-	defer stop()
-	if _, err := c.c.Write(append(data, '\n')); err != nil {
-		return ctxErr(ctx, err)
+	c.wmu.Lock()
+	_, err = c.c.Write(append(data, '\n'))
+	c.wmu.Unlock()
+	if err != nil {
+		return err
 	}
-	for {
-		line, err := c.r.ReadBytes('\n')
-		if err != nil {
-			return ctxErr(ctx, fmt.Errorf("daemon: %w", err))
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.err
 		}
-		var resp struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
-			Result json.RawMessage `json:"result"`
-			Error  *Error          `json:"error"`
-		}
-		if err := json.Unmarshal(line, &resp); err != nil {
-			return fmt.Errorf("daemon: bad response: %w", err)
-		}
-		if resp.Method != "" || string(resp.ID) != id {
-			continue // a notification, or not ours
-		}
-		if resp.Error != nil {
-			return resp.Error
+		if r.Error != nil {
+			return r.Error
 		}
 		if result == nil {
 			return nil
 		}
-		return json.Unmarshal(resp.Result, result)
-	}
-}
-
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+		return json.Unmarshal(r.Result, result)
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.wait, id)
+		c.mu.Unlock()
 		return ctx.Err()
 	}
-	return err
 }

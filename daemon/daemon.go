@@ -15,7 +15,8 @@
 //	cancelInvite {name}                     → {}
 //	accept      {invite, name?}             → {contact}
 //	devices                                 → Devices
-//	changes     {after?, limit?}            → {changes: [{cursor, message}], cursor}
+//	receive                                 → ReadResult (one poll; marks nothing seen)
+//	changes     {after?, limit?, latest?}   → {changes: [{cursor, message}], cursor}
 //	subscribe   {contacts?, every?}         → {subscription}, then "event" notifications
 //	unsubscribe {subscription}              → {}
 //

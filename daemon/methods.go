@@ -186,6 +186,27 @@ func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, ra
 		out.Messages = FromMessages(msgs)
 		return out, nil
 
+	case "receive":
+		// One poll and republish, marking nothing seen: for clients that
+		// follow changes (read marks what it returns as seen).
+		if err := params(raw, &struct{}{}); err != nil {
+			return nil, err
+		}
+		res, rerr := cl.Receive(ctx, nil)
+		out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
+		if res != nil {
+			out.Joined = append(out.Joined, res.Joined...)
+			out.Messages = FromMessages(res.New)
+			out.Delivered = FromMessages(res.Read)
+			for _, pr := range res.Problems {
+				out.Problems = append(out.Problems, pr.Error())
+			}
+		}
+		if rerr != nil {
+			out.StoreError = rerr.Error()
+		}
+		return out, nil
+
 	case "history":
 		var p struct {
 			Contact string `json:"contact"`
@@ -303,14 +324,22 @@ func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, ra
 
 	case "changes":
 		var p struct {
-			After uint64 `json:"after"`
-			Limit int    `json:"limit"`
+			After  uint64 `json:"after"`
+			Limit  int    `json:"limit"`
+			Latest bool   `json:"latest"` // only the current cursor
 		}
 		if err := params(raw, &p); err != nil {
 			return nil, err
 		}
 		if p.Limit < 0 {
 			return nil, invalidParams("limit is negative")
+		}
+		if p.Latest {
+			n, err := cl.LastChange()
+			if err != nil {
+				return nil, err
+			}
+			return ChangesResult{Changes: []Change{}, Cursor: n}, nil
 		}
 		chs, next, err := cl.Changes(p.After, p.Limit)
 		if err != nil {

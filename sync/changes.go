@@ -92,3 +92,14 @@ func splitContactKey(k []byte) (string, uint64, bool) {
 	}
 	return string(k[:len(k)-9]), binary.BigEndian.Uint64(k[len(k)-8:]), true
 }
+
+// LastChange returns the change number of the latest change: a cursor
+// for Changes that skips everything before now.
+func (a *Account) LastChange() (n uint64, err error) {
+	a.settle()
+	err = a.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketChanges).Sequence()
+		return nil
+	})
+	return n, err
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/daemon"
 	"github.com/deaddrop/deaddrop/sync"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -32,10 +33,13 @@ func (c *cli) chatCmd() *cobra.Command {
 			}
 			ctx, cl, done, err := c.session()
 			if err != nil {
-				return err
+				// Another chat or a daemon holds the home: chat through it.
+				return c.viaDaemon(err, func(ctx context.Context, d *daemon.Conn) error {
+					return c.chatRemote(ctx, d, a[0], every)
+				})
 			}
 			defer done()
-			defer c.serveSocket(ctx, cl)() // send and read in other terminals go through this chat
+			defer c.serveSocket(ctx, cl)() // send, read and chat in other terminals go through this chat
 			return c.chat(ctx, cl, a[0], every)
 		},
 	}
@@ -212,3 +216,97 @@ func short(s string) string {
 	}
 	return s
 }
+
+// chatRemote is chat through the process holding the home (a daemon, or
+// another chat): the same screen, over its socket. It follows the change
+// feed rather than subscribing, so that two chats on one home both show
+// every message (a subscription hands each message to one reader). It
+// marks nothing seen: that is for the holder, or a later read.
+func (c *cli) chatRemote(ctx context.Context, d *daemon.Conn, contact string, every time.Duration) error {
+	var start daemon.ChangesResult
+	if err := d.Call(ctx, "changes", map[string]any{"latest": true}, &start); err != nil {
+		return err
+	}
+	var recent struct{ Messages []daemon.Message }
+	if err := d.Call(ctx, "history", map[string]any{"contact": contact, "limit": 10}, &recent); err != nil {
+		return err
+	}
+	con, restore := c.console()
+	defer restore()
+	fmt.Fprintf(con.out, "chat with %s (through the process that holds this home) — type a message and press Enter; /quit, //… sends /…\n", contact)
+	for _, m := range recent.Messages {
+		fmt.Fprintln(con.out, formatMessage(toMessage(m)))
+	}
+	sends := make(chan string, 256)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for line := range sends {
+			var res daemon.SendResult
+			err := d.Call(ctx, "send", map[string]string{"contact": contact, "body": line}, &res)
+			switch {
+			case err != nil:
+				fmt.Fprintf(con.out, "error: %v\n", err)
+			case res.Queued:
+				fmt.Fprintf(con.out, "  … queued: %s\n", res.Warning)
+			default:
+				fmt.Fprintf(con.out, "  ✓ stored: %s\n", short(res.Message.Body))
+			}
+		}
+	}()
+	lines := con.lines()
+	defer func() { close(sends); <-sent }()
+
+	cursor := start.Cursor
+	shown := map[string]bool{} // incoming IDs shown, outgoing IDs reported delivered
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			var rec daemon.ReadResult
+			if err := d.Call(ctx, "receive", nil, &rec); err != nil {
+				return fmt.Errorf("the process holding the home: %w", err)
+			}
+			if rec.StoreError != "" {
+				fmt.Fprintf(con.out, "store: %s (will retry)\n", rec.StoreError)
+			}
+			var chs daemon.ChangesResult
+			if err := d.Call(ctx, "changes", map[string]any{"after": cursor}, &chs); err != nil {
+				return fmt.Errorf("the process holding the home: %w", err)
+			}
+			cursor = chs.Cursor
+			for _, ch := range chs.Changes {
+				m := ch.Message
+				switch {
+				case m.Contact != contact || shown[m.ID]:
+				case m.Direction == "incoming":
+					shown[m.ID] = true
+					fmt.Fprintln(con.out, formatMessage(toMessage(m)))
+				case m.State == deaddrop.Delivered.String():
+					shown[m.ID] = true
+					fmt.Fprintf(con.out, "  ✓✓ delivered to %s: %s\n", contact, short(m.Body))
+				}
+			}
+			tick.Reset(every)
+		case line, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			l := strings.TrimSpace(line)
+			switch {
+			case l == "/quit" || l == "/exit":
+				return nil
+			case strings.HasPrefix(l, "//"):
+				sends <- l[1:]
+			case strings.HasPrefix(l, "/"):
+				fmt.Fprintf(con.out, "unknown command %q, not sent: /quit (start a message with // to send one that begins with /)\n", l)
+			case l != "":
+				sends <- l
+			}
+		}
+	}
+}
+
