@@ -309,4 +309,3 @@ func (c *cli) chatRemote(ctx context.Context, d *daemon.Conn, contact string, ev
 		}
 	}
 }
-
