@@ -157,6 +157,13 @@ def main():
         hist = alice.call("history", {"contact": "bob", "since": "1d"})["messages"]
         expect([m["body"] for m in hist] == ["hello from python", "hi alice"], "history %r" % hist)
         expect(alice.call("history", {"contact": "bob", "limit": 1})["messages"][0]["body"] == "hi alice", "limit")
+        # The change feed resumes from a cursor: everything after it, once.
+        latest = alice.call("changes", {"latest": True})
+        expect(latest["changes"] == [] and latest["cursor"] > 0, "latest %r" % latest)
+        feed = alice.call("changes", {"after": 0})
+        ids = [c["message"]["id"] for c in feed["changes"]]
+        expect(first["message"]["id"] in ids and len(ids) == len(set(ids)), "changes %r" % feed)
+        expect(feed["cursor"] == latest["cursor"], "cursor %r vs %r" % (feed["cursor"], latest["cursor"]))
         contacts = bob.call("contacts")["contacts"]
         expect([c["name"] for c in contacts] == ["alice"], "contacts %r" % contacts)
         devs = alice.call("devices")
