@@ -207,3 +207,13 @@ func (c *Client) Changes(after uint64, limit int) ([]Change, uint64, error) {
 // LastChange returns the cursor of the latest change: Changes after it
 // lists only what happens from now on.
 func (c *Client) LastChange() (uint64, error) { return c.acct.LastChange() }
+
+// SetReadReceipts turns sending read receipts on or off (off by default, as
+// they tell the contact when you read): when on, MarkSeen (and so Watch and
+// read) tells the contact's devices which of their messages you have seen,
+// and they show them as ReadByContact. Receipts contacts send are shown
+// whatever this says. The setting is this device's.
+func (c *Client) SetReadReceipts(on bool) error { return c.acct.SetReadReceipts(on) }
+
+// ReadReceipts reports whether this device sends read receipts.
+func (c *Client) ReadReceipts() (bool, error) { return c.acct.ReadReceipts() }

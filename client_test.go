@@ -295,3 +295,94 @@ func TestOpenReadOnlyState(t *testing.T) {
 		t.Fatalf("read-only state: %v", err)
 	}
 }
+
+// Delivery and reading are separate: a message is Delivered when bob's
+// device has it, ReadByContact only once bob saw it and only if bob sends
+// read receipts.
+func TestReadReceipts(t *testing.T) {
+	ctx := context.Background()
+	alice, bob := pair(t)
+	state := func(id string) deaddrop.MessageState {
+		t.Helper()
+		hist, err := alice.History("bob", deaddrop.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range hist {
+			if m.ID == id {
+				return m.State
+			}
+		}
+		t.Fatalf("no message %s", id)
+		return 0
+	}
+	exchange := func() {
+		t.Helper()
+		for range 2 {
+			if _, err := bob.Receive(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := alice.Receive(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	seen := func() {
+		t.Helper()
+		msgs, err := bob.Unseen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bob.MarkSeen(msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Off (the default): delivered, never read.
+	if on, err := bob.ReadReceipts(); err != nil || on {
+		t.Fatalf("read receipts on by default: %v %v", on, err)
+	}
+	quiet, err := alice.Send(ctx, "bob", "no receipt for this")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Receive(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, "alice", "ack carrier"); err != nil {
+		t.Fatal(err)
+	}
+	exchange()
+	if s := state(quiet.ID); s != deaddrop.Delivered {
+		t.Fatalf("before bob saw it: %v, want delivered", s)
+	}
+	seen()
+	exchange()
+	if s := state(quiet.ID); s != deaddrop.Delivered {
+		t.Fatalf("receipts off, bob saw it: %v, want delivered", s)
+	}
+
+	// On: read once bob saw it.
+	if err := bob.SetReadReceipts(true); err != nil {
+		t.Fatal(err)
+	}
+	loud, err := alice.Send(ctx, "bob", "tell me when you read this")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchange()
+	if s := state(loud.ID); s == deaddrop.ReadByContact {
+		t.Fatal("read before bob saw it")
+	}
+	seen()
+	exchange()
+	if s := state(loud.ID); s != deaddrop.ReadByContact {
+		t.Fatalf("receipts on, bob saw it: %v, want read", s)
+	}
+	if s := state(quiet.ID); s != deaddrop.Delivered {
+		t.Fatalf("the earlier message became %v: receipts are for what is seen after", s)
+	}
+	if deaddrop.ReadByContact.String() != "read" || deaddrop.Delivered.String() != "delivered" {
+		t.Fatal("state names")
+	}
+}

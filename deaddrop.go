@@ -51,14 +51,16 @@ type (
 
 // Message states and directions. An outgoing message is Queued (committed,
 // not yet accepted by the store), then Stored, then Delivered (a device of
-// the contact acknowledged it); an incoming one is Received.
+// the contact acknowledged it), then ReadByContact if the contact sends read
+// receipts (see Client.SetReadReceipts); an incoming one is Received.
 const (
-	Queued    = sync.Queued
-	Stored    = sync.Stored
-	Delivered = sync.Read
-	Received  = sync.Received
-	Outgoing  = sync.Outgoing
-	Incoming  = sync.Incoming
+	Queued        = sync.Queued
+	Stored        = sync.Stored
+	Delivered     = sync.Read
+	ReadByContact = sync.PeerRead
+	Received      = sync.Received
+	Outgoing      = sync.Outgoing
+	Incoming      = sync.Incoming
 )
 
 // Read is the old name of Delivered: the contact's device has the message,

@@ -17,6 +17,7 @@
 //	devices                                 → Devices
 //	receive                                 → ReadResult (one poll; marks nothing seen)
 //	changes     {after?, limit?, latest?}   → {changes: [{cursor, message}], cursor}
+//	settings    {readReceipts?}             → {readReceipts}
 //	subscribe   {contacts?, every?}         → {subscription}, then "event" notifications
 //	unsubscribe {subscription}              → {}
 //

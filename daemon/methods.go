@@ -351,6 +351,24 @@ func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, ra
 		}
 		return out, nil
 
+	case "settings":
+		var p struct {
+			ReadReceipts *bool `json:"readReceipts"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if p.ReadReceipts != nil {
+			if err := cl.SetReadReceipts(*p.ReadReceipts); err != nil {
+				return nil, err
+			}
+		}
+		on, err := cl.ReadReceipts()
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"readReceipts": on}, nil
+
 	case "subscribe":
 		var p struct {
 			Contacts []string `json:"contacts"`

@@ -15,7 +15,7 @@ type Message struct {
 	ID        string     `json:"id"` // the same on every device of both parties
 	Contact   string     `json:"contact"`
 	Direction string     `json:"direction"` // "incoming" or "outgoing"
-	State     string     `json:"state"`     // "queued", "stored", "delivered" (outgoing); "received" (incoming)
+	State     string     `json:"state"`     // "queued", "stored", "delivered", "read" (outgoing); "received" (incoming)
 	Body      string     `json:"body"`
 	Sent      time.Time  `json:"sent"`               // the sender's clock
 	Received  *time.Time `json:"received,omitempty"` // our clock, incoming only

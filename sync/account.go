@@ -69,6 +69,8 @@ func (s MessageState) String() string {
 		return "delivered" // acknowledged by a device, not necessarily read by a person
 	case Received:
 		return "received"
+	case PeerRead:
+		return "read"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }

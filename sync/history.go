@@ -79,6 +79,8 @@ func (q Query) matches(m *messageRecord) bool {
 // queries do not show them again, and logs it for our other devices.
 func (a *Account) MarkSeen(msgs []Message) error {
 	return a.db.Update(func(tx *bolt.Tx) error {
+		receipts := map[string][][]byte{} // contact → origins newly seen
+		var order []string
 		for _, msg := range msgs {
 			key := contactKey(msg.Contact, msg.Local)
 			if err := tx.Bucket(bucketUnseen).Delete(key); err != nil {
@@ -99,6 +101,17 @@ func (a *Account) MarkSeen(msgs []Message) error {
 				if err := a.stage(tx, stateEntry(msg.Contact, m)); err != nil {
 					return err
 				}
+				if m.Dir == Incoming {
+					if receipts[msg.Contact] == nil {
+						order = append(order, msg.Contact)
+					}
+					receipts[msg.Contact] = append(receipts[msg.Contact], m.Origin)
+				}
+			}
+		}
+		for _, contact := range order {
+			if err := a.queueReceipts(tx, contact, receipts[contact]); err != nil {
+				return err
 			}
 		}
 		return a.packStaged(tx) // written to the store by the next Poll, Send or Republish

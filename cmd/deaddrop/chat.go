@@ -288,6 +288,9 @@ func (c *cli) chatRemote(ctx context.Context, d *daemon.Conn, contact string, ev
 				case m.State == deaddrop.Delivered.String():
 					shown[m.ID] = true
 					fmt.Fprintf(con.out, "  ✓✓ delivered to %s: %s\n", contact, short(m.Body))
+				case m.State == deaddrop.ReadByContact.String() && !shown["read "+m.ID]:
+					shown[m.ID], shown["read "+m.ID] = true, true
+					fmt.Fprintf(con.out, "  ✓✓ read by %s: %s\n", contact, short(m.Body))
 				}
 			}
 			tick.Reset(every)

@@ -119,3 +119,33 @@ func TestQuiet(t *testing.T) {
 		t.Fatalf("errors still show with -q: exit %d %q", code, errOut)
 	}
 }
+
+// read-receipts on: alice sees "(read)" once bob has read; before, and with
+// receipts off, "(delivered)".
+func TestReadReceiptsCLI(t *testing.T) {
+	us := newUsers(t, "", "alice", "bob")
+	alice, bob := us[0], us[1]
+	connect(t, alice, bob, "alice", "bob")
+	if out := bob.ok("read-receipts"); !strings.Contains(out, "off") {
+		t.Fatalf("default: %q", out)
+	}
+	if _, _, code := bob.run("read-receipts", "maybe"); code != 2 {
+		t.Fatalf("read-receipts maybe: exit %d", code)
+	}
+	bob.ok("read-receipts", "on")
+	alice.ok("send", "bob", "did you read this")
+	bob.ok("read")      // shows it: a receipt is queued
+	bob.ok("republish") // and stored
+	alice.ok("read")    // alice picks it up
+	if out := alice.ok("history", "bob"); !strings.Contains(out, "did you read this  (read)") {
+		t.Fatalf("history after bob read with receipts on: %q", out)
+	}
+	bob.ok("read-receipts", "off")
+	alice.ok("send", "bob", "and this")
+	bob.ok("read")
+	bob.ok("send", "alice", "an ack carrier")
+	alice.ok("read")
+	if out := alice.ok("history", "bob"); !strings.Contains(out, "and this  (delivered)") {
+		t.Fatalf("history after bob read with receipts off: %q", out)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -57,4 +58,41 @@ func (c *cli) completeContact(cmd *cobra.Command, a []string, prefix string) ([]
 		}
 	}
 	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (c *cli) readReceiptsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "read-receipts [on|off]",
+		Short: "Show, or turn on or off, sending read receipts (off by default: they tell contacts when you read)",
+		Example: `  deaddrop read-receipts on
+  deaddrop read-receipts`,
+		Args: func(_ *cobra.Command, a []string) error {
+			if len(a) > 1 || len(a) == 1 && a[0] != "on" && a[0] != "off" {
+				return usageError{errors.New("expected on, off or nothing")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, a []string) error {
+			_, cl, done, err := c.session()
+			if err != nil {
+				return err
+			}
+			defer done()
+			if len(a) == 1 {
+				if err := cl.SetReadReceipts(a[0] == "on"); err != nil {
+					return err
+				}
+			}
+			on, err := cl.ReadReceipts()
+			if err != nil {
+				return err
+			}
+			if on {
+				fmt.Fprintln(c.out, "read receipts: on (contacts see which of their messages you have seen)")
+			} else {
+				fmt.Fprintln(c.out, "read receipts: off (contacts see delivery only)")
+			}
+			return nil
+		},
+	}
 }
