@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/deaddrop/deaddrop"
 )
@@ -384,5 +385,48 @@ func TestReadReceipts(t *testing.T) {
 	}
 	if deaddrop.ReadByContact.String() != "read" || deaddrop.Delivered.String() != "delivered" {
 		t.Fatal("state names")
+	}
+}
+
+// Watch reports a read receipt as its own event, after the delivery.
+func TestWatchReadReceipt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	alice, bob := pair(t)
+	if err := bob.SetReadReceipts(true); err != nil {
+		t.Fatal(err)
+	}
+	events := alice.Watch(ctx, deaddrop.WatchOptions{Every: 20 * time.Millisecond})
+	sent, err := alice.Send(ctx, "bob", "watch me being read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobDone := make(chan struct{})
+	defer func() { cancel(); <-bobDone }()
+	go func() { // bob reads, as a chat app would
+		defer close(bobDone)
+		for ctx.Err() == nil {
+			bob.Receive(ctx, nil)
+			if msgs, err := bob.Unseen(); err == nil && len(msgs) > 0 {
+				bob.MarkSeen(msgs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	var kinds []deaddrop.EventKind
+	for ev := range events {
+		if ev.Message.ID != sent.ID {
+			continue
+		}
+		kinds = append(kinds, ev.Kind)
+		if ev.Kind == deaddrop.EventReadByContact {
+			break
+		}
+	}
+	if len(kinds) == 0 || kinds[len(kinds)-1] != deaddrop.EventReadByContact {
+		t.Fatalf("events for the message: %v, want …, read", kinds)
+	}
+	cancel()
+	for range events {
 	}
 }

@@ -32,6 +32,9 @@ const (
 	// down, a request timed out). Nothing is lost and Watch tries again at
 	// its next poll; Event.Err says what failed.
 	EventStoreError
+	// EventReadByContact: the contact saw one of our messages (a read
+	// receipt: only from contacts who send them), in Event.Message.
+	EventReadByContact
 )
 
 func (k EventKind) String() string {
@@ -46,6 +49,8 @@ func (k EventKind) String() string {
 		return "problem"
 	case EventStoreError:
 		return "store error"
+	case EventReadByContact:
+		return "read"
 	}
 	return "unknown event"
 }
@@ -53,7 +58,7 @@ func (k EventKind) String() string {
 // Event is one thing Watch saw happen.
 type Event struct {
 	Kind    EventKind
-	Message Message // EventMessage, EventDelivered
+	Message Message // EventMessage, EventDelivered, EventReadByContact
 	Contact string  // the conversation the event belongs to, if any
 	Err     error   // EventProblem, EventStoreError
 }
@@ -88,6 +93,7 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) <-chan Event {
 	}
 	events := make(chan Event) // unbuffered: "taken" means the reader has it
 	w := &watcher{c: c, opts: opts, events: events}
+	w.cursor, w.cursorErr = c.LastChange() // read receipts from now on
 	go func() {
 		defer close(events)
 		if !w.deliverUnseen(ctx, nil) {
@@ -111,6 +117,34 @@ type watcher struct {
 	c      *Client
 	opts   WatchOptions
 	events chan<- Event
+
+	cursor    uint64 // the change feed, for read receipts
+	cursorErr error
+}
+
+// readReceipts emits the messages the change feed shows read by their
+// contact since the last look.
+func (w *watcher) readReceipts(ctx context.Context) bool {
+	if w.cursorErr != nil {
+		return true
+	}
+	for {
+		chs, next, err := w.c.Changes(w.cursor, 0)
+		if err != nil {
+			return w.emit(ctx, Event{Kind: EventStoreError, Err: err})
+		}
+		w.cursor = next
+		for _, ch := range chs {
+			m := ch.Message
+			if m.Dir == Outgoing && m.State == ReadByContact && w.watched(m.Contact) &&
+				!w.emit(ctx, Event{Kind: EventReadByContact, Message: m, Contact: m.Contact}) {
+				return false
+			}
+		}
+		if len(chs) < 1000 {
+			return true
+		}
+	}
 }
 
 // emit hands e to the reader; false means ctx ended first.
@@ -153,6 +187,9 @@ func (w *watcher) pollOnce(ctx context.Context) bool {
 		if w.watched(m.Contact) && !w.emit(ctx, Event{Kind: EventDelivered, Message: m, Contact: m.Contact}) {
 			return false
 		}
+	}
+	if !w.readReceipts(ctx) {
+		return false
 	}
 	if res.NewCount == 0 {
 		return true

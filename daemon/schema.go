@@ -104,7 +104,7 @@ func FromInvites(is []deaddrop.PendingInvite) []Invite {
 // notification).
 type Event struct {
 	Subscription int64    `json:"subscription"`
-	Kind         string   `json:"kind"` // "message", "delivered", "joined", "problem", "storeError"
+	Kind         string   `json:"kind"` // "message", "delivered", "read", "joined", "problem", "storeError"
 	Contact      string   `json:"contact,omitempty"`
 	Message      *Message `json:"message,omitempty"`
 	Error        string   `json:"error,omitempty"`
@@ -123,10 +123,12 @@ func fromEvent(sub int64, e deaddrop.Event) Event {
 		out.Kind = "problem"
 	case deaddrop.EventStoreError:
 		out.Kind = "storeError"
+	case deaddrop.EventReadByContact:
+		out.Kind = "read"
 	default:
 		out.Kind = e.Kind.String()
 	}
-	if e.Kind == deaddrop.EventMessage || e.Kind == deaddrop.EventDelivered {
+	if e.Kind == deaddrop.EventMessage || e.Kind == deaddrop.EventDelivered || e.Kind == deaddrop.EventReadByContact {
 		m := FromMessage(e.Message)
 		out.Message = &m
 	}

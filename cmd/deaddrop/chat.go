@@ -134,6 +134,8 @@ func (c *cli) showEvent(con *console, ev deaddrop.Event) {
 		fmt.Fprintln(con.out, formatMessage(ev.Message))
 	case deaddrop.EventDelivered:
 		fmt.Fprintf(con.out, "  ✓✓ delivered to %s: %s\n", ev.Contact, short(ev.Message.Body))
+	case deaddrop.EventReadByContact:
+		fmt.Fprintf(con.out, "  ✓✓ read by %s: %s\n", ev.Contact, short(ev.Message.Body))
 	case deaddrop.EventJoined:
 		fmt.Fprintf(con.out, "  %s accepted your invite\n", terminalSafe(ev.Contact))
 	case deaddrop.EventProblem:
