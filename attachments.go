@@ -87,7 +87,7 @@ func (c *Client) SendFileProgress(ctx context.Context, contact string, r io.Read
 	if err != nil {
 		return Message{}, err
 	}
-	if _, err := c.Account.History(contact, Query{Limit: 1}); err != nil {
+	if _, err := c.acct.History(contact, Query{Limit: 1}); err != nil {
 		return Message{}, err // an unknown contact, before uploading anything
 	}
 	journal, err := c.uploadJournal(contact, name)
@@ -102,7 +102,7 @@ func (c *Client) SendFileProgress(ctx context.Context, contact string, r io.Read
 	if err != nil {
 		return Message{}, err
 	}
-	msg, err := c.Account.SendFile(ctx, contact, enc, text)
+	msg, err := c.acct.SendFile(ctx, contact, enc, text)
 	if err == nil || errors.Is(err, sync.ErrNotStored) {
 		// The manifest is in the outbox: the journal's key is no longer
 		// the only way to the file.
@@ -211,7 +211,7 @@ func (c *Client) message(msgID string) (Message, error) {
 	if !ok || err != nil || sync.ValidName(contact) != nil {
 		return Message{}, fmt.Errorf("%w: %q", ErrBadMessageID, msgID)
 	}
-	msgs, err := c.Account.History(contact, Query{})
+	msgs, err := c.acct.History(contact, Query{})
 	if err != nil {
 		return Message{}, err
 	}
@@ -226,5 +226,5 @@ func (c *Client) message(msgID string) (Message, error) {
 // bulkStore returns where files go: the store itself when the client talks
 // to it directly, ErrNoBulk through the mix.
 func (c *Client) bulkStore() (feed.BulkStore, error) {
-	return transport.BulkOf(c.Account.Transport())
+	return transport.BulkOf(c.acct.Transport())
 }

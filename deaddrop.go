@@ -5,9 +5,19 @@
 // only the two parties can find or read them, and the sender republishes each
 // message until the reader acknowledges it.
 //
+// A Client is the whole API: Init or Open an account, Invite and Accept,
+// Send (SendWith for an idempotent retry), Watch for events (or Receive in a
+// loop of your own), History, Unseen and MarkSeen, Changes to resume after a
+// restart. Errors are testable with errors.Is against the Err values here.
+//
+// Stores register themselves like database/sql drivers: the embedded store
+// is built in; import _ "github.com/deaddrop/deaddrop/feed/swarm" or
+// ".../feed/ipfs" for the others. A program that imports neither links
+// neither (nor libp2p).
+//
 // The packages underneath: feed (stores), ratchet (crypto, pure), sync
 // (conversation state, outbox, catch-up), transport (how store operations
-// travel).
+// travel); daemon serves a Client to other programs over JSON-RPC.
 package deaddrop
 
 import (
@@ -40,15 +50,25 @@ type (
 	RestoreStats = sync.RestoreStats
 )
 
-// Message states and directions.
+// Message states and directions. An outgoing message is Queued (committed,
+// not yet accepted by the store), then Stored, then Delivered (a device of
+// the contact acknowledged it), then ReadByContact if the contact sends read
+// receipts (see Client.SetReadReceipts); an incoming one is Received.
 const (
-	Queued   = sync.Queued
-	Stored   = sync.Stored
-	Read     = sync.Read
-	Received = sync.Received
-	Outgoing = sync.Outgoing
-	Incoming = sync.Incoming
+	Queued        = sync.Queued
+	Stored        = sync.Stored
+	Delivered     = sync.Read
+	ReadByContact = sync.PeerRead
+	Received      = sync.Received
+	Outgoing      = sync.Outgoing
+	Incoming      = sync.Incoming
 )
+
+// Read is the old name of Delivered: the contact's device has the message,
+// which says nothing of a person reading it.
+//
+// Deprecated: use Delivered.
+const Read = Delivered
 
 // MaxMessageSize is the largest message text in bytes (longer than one
 // chunk: sent in parts and shown whole).
@@ -76,7 +96,7 @@ type Config struct {
 
 // Client is one account on this device.
 type Client struct {
-	*sync.Account
+	acct  *sync.Account
 	home  string
 	store string
 
@@ -84,6 +104,8 @@ type Client struct {
 	keepStore KeepableStore // the store, opened for signing and lifetimes (keep.go)
 	keepMu    gosync.Mutex
 	lastPush  time.Time // the last push to keepers by Receive
+
+	recvMu gosync.Mutex // one Receive at a time (Watch, a daemon's read, a caller's)
 }
 
 type homeConfig struct {
@@ -131,7 +153,7 @@ func finishHome(acct *sync.Account, home string, cfg Config) (*Client, error) {
 		acct.Close()
 		return nil, err
 	}
-	return &Client{Account: acct, home: home, store: cfg.Store}, nil
+	return &Client{acct: acct, home: home, store: cfg.Store}, nil
 }
 
 // Restore makes home a new device of the account whose recovery phrase is
@@ -180,6 +202,8 @@ func Open(ctx context.Context, home string, cfg Config) (*Client, error) {
 	}
 	if cfg.Store == "" {
 		cfg.Store = hc.Store
+	} else if err := checkStoreExists(cfg.Store); err != nil {
+		return nil, err
 	}
 	tr, err := openTransport(ctx, cfg)
 	if err != nil {
@@ -190,12 +214,12 @@ func Open(ctx context.Context, home string, cfg Config) (*Client, error) {
 		tr.Close()
 		return nil, err
 	}
-	return &Client{Account: acct, home: home, store: cfg.Store}, nil
+	return &Client{acct: acct, home: home, store: cfg.Store}, nil
 }
 
 // Close closes the account and its store.
 func (c *Client) Close() error {
-	err := c.Account.Close()
+	err := c.acct.Close()
 	if c.keepStore != nil {
 		err = errors.Join(err, c.keepStore.Close())
 	}
@@ -206,10 +230,13 @@ func (c *Client) Close() error {
 func (c *Client) Store() string { return c.store }
 
 // Receive fetches everything new and republishes what is due: the one call a
-// chat client makes periodically.
+// chat client makes periodically. Concurrent calls (a Watch and a caller's
+// Receive, say) run one after the other.
 func (c *Client) Receive(ctx context.Context, progress Progress) (*PollResult, error) {
-	res, perr := c.Poll(ctx, progress)
-	_, rerr := c.Republish(ctx)
+	c.recvMu.Lock()
+	defer c.recvMu.Unlock()
+	res, perr := c.acct.Poll(ctx, progress)
+	_, rerr := c.acct.Republish(ctx)
 	_, kerr := c.Keep(ctx, false)
 	return res, errors.Join(perr, rerr, kerr)
 }
@@ -225,31 +252,51 @@ func openTransport(ctx context.Context, cfg Config) (transport.Transport, error)
 	return transport.NewDirect(store), nil
 }
 
-// OpenStore opens a store from its specification (see Config.Store).
+// OpenStore opens a store from its specification (see Config.Store). The
+// embedded store is always available; network backends register themselves
+// when their package is imported, like database/sql drivers:
+//
+//	import _ "github.com/deaddrop/deaddrop/feed/swarm" // swarm:<Bee API URL>
+//	import _ "github.com/deaddrop/deaddrop/feed/ipfs"  // ipfs:<Kubo RPC URL>
+//
+// A program that imports neither links neither (nor libp2p).
 func OpenStore(ctx context.Context, spec string) (feed.Store, error) {
 	kind, arg, ok := strings.Cut(spec, ":")
 	if !ok || arg == "" {
 		return nil, fmt.Errorf("store %q: want embedded:<dir>, swarm:<url> or ipfs:<url>", spec)
 	}
-	switch kind {
-	case "embedded":
-		return feed.OpenEmbedded(arg)
-	}
-	if open, ok := storeOpeners[kind]; ok {
-		s, err := open(ctx, arg)
-		if errors.Is(err, feed.ErrUnavailable) {
-			// The node is down: start anyway, so that messages can be
-			// queued; operations fail as unavailable until it answers.
-			return feed.Lazy(func(ctx context.Context) (feed.Store, error) { return open(ctx, arg) }), nil
+	open, ok := feed.Lookup(kind)
+	if !ok {
+		hint := ""
+		if kind == "swarm" || kind == "ipfs" {
+			hint = fmt.Sprintf(": import _ \"github.com/deaddrop/deaddrop/feed/%s\" to use it", kind)
 		}
-		return s, err
+		return nil, fmt.Errorf("store %q: %w %q (registered: %s)%s", spec, feed.ErrUnknownKind, kind, strings.Join(feed.Kinds(), ", "), hint)
 	}
-	return nil, fmt.Errorf("store %q: unknown kind %q (want embedded, swarm or ipfs)", spec, kind)
+	s, err := open(ctx, arg)
+	if kind != "embedded" && errors.Is(err, feed.ErrUnavailable) {
+		// The node is down: start anyway, so that messages can be
+		// queued; operations fail as unavailable until it answers.
+		return feed.Lazy(func(ctx context.Context) (feed.Store, error) { return open(ctx, arg) }), nil
+	}
+	return s, err
 }
 
-// storeOpeners holds the network backends, keyed by the kind in a store
-// specification.
-var storeOpeners = map[string]func(ctx context.Context, url string) (feed.Store, error){}
+// ErrNoStore reports an embedded store directory that does not exist, given
+// to Open in place of the account's own store: most likely a typo, which
+// would otherwise create an empty store and show an empty account.
+var ErrNoStore = errors.New("no store there")
+
+func checkStoreExists(spec string) error {
+	dir, ok := strings.CutPrefix(spec, "embedded:")
+	if !ok || dir == "" {
+		return nil
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store %q: %w (the directory does not exist; the account's store is in %s)", spec, ErrNoStore, configFile)
+	}
+	return nil
+}
 
 func readHomeConfig(home string) (homeConfig, error) {
 	var hc homeConfig

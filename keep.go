@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
-	"github.com/deaddrop/deaddrop/feed/swarm"
 	"github.com/deaddrop/deaddrop/keep"
 )
 
@@ -111,7 +110,7 @@ func (c *Client) refreshIfDue(ctx context.Context, j *keep.Journal, store feed.K
 	if err != nil || life == 0 || time.Since(j.LastRefresh()) < life/2 {
 		return err
 	}
-	if _, err := c.RepublishAll(ctx); err != nil {
+	if _, err := c.acct.RepublishAll(ctx); err != nil {
 		return fmt.Errorf("keeping chunks alive: %w", err)
 	}
 	rep.Refreshed = true
@@ -122,7 +121,7 @@ func (c *Client) pushIfDue(ctx context.Context, j *keep.Journal, store feed.Keep
 	if !now && time.Since(c.lastPush) < keepPushEvery {
 		return nil
 	}
-	pushes, err := keep.Sync(ctx, j, c.Account, store, nil)
+	pushes, err := keep.Sync(ctx, j, c.acct, store, nil)
 	rep.Pushes = pushes
 	if err == nil {
 		c.lastPush = time.Now()
@@ -174,7 +173,7 @@ type StoreStatus struct {
 	Keepers []Keeper
 	// Postage is the Swarm postage batch this device stamps with (nil on
 	// other stores).
-	Postage *swarm.BatchStatus
+	Postage *feed.BatchStatus
 	// Warnings are what needs the user's attention, in words.
 	Warnings []string
 }
@@ -198,7 +197,7 @@ func (c *Client) StoreStatus(ctx context.Context) (*StoreStatus, error) {
 		return st, err
 	}
 	if b, ok := store.(interface {
-		BatchStatus(context.Context) (swarm.BatchStatus, error)
+		BatchStatus(context.Context) (feed.BatchStatus, error)
 	}); ok {
 		ps, err := b.BatchStatus(ctx)
 		if err != nil {
@@ -213,7 +212,7 @@ func (c *Client) StoreStatus(ctx context.Context) (*StoreStatus, error) {
 	return st, nil
 }
 
-func postageWarnings(b swarm.BatchStatus) []string {
+func postageWarnings(b feed.BatchStatus) []string {
 	var w []string
 	if b.TTL < postageWarnBefore {
 		w = append(w, fmt.Sprintf("postage batch %.8s… runs out in %v: every chunk it stamped (history, unread messages) disappears then; top it up ('deaddrop postage topup')", b.ID, b.TTL.Round(time.Hour)))

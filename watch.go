@@ -9,11 +9,19 @@ import (
 // EventKind says what an Event reports.
 type EventKind int
 
+// EventRead is the old name of EventDelivered, which it always meant.
+//
+// Deprecated: use EventDelivered.
+const EventRead = EventDelivered
+
 const (
 	// EventMessage: a new incoming message, in Event.Message.
 	EventMessage EventKind = iota + 1
-	// EventRead: the contact read one of our messages, in Event.Message.
-	EventRead
+	// EventDelivered: a device of the contact acknowledged one of our
+	// messages (in Event.Message, State Delivered): it is durably in their
+	// state. It is a delivery receipt, not a read receipt: nobody may have
+	// looked at it yet.
+	EventDelivered
 	// EventJoined: someone accepted one of our invites; Event.Contact names
 	// the new conversation.
 	EventJoined
@@ -24,20 +32,25 @@ const (
 	// down, a request timed out). Nothing is lost and Watch tries again at
 	// its next poll; Event.Err says what failed.
 	EventStoreError
+	// EventReadByContact: the contact saw one of our messages (a read
+	// receipt: only from contacts who send them), in Event.Message.
+	EventReadByContact
 )
 
 func (k EventKind) String() string {
 	switch k {
 	case EventMessage:
 		return "message"
-	case EventRead:
-		return "read"
+	case EventDelivered:
+		return "delivered"
 	case EventJoined:
 		return "joined"
 	case EventProblem:
 		return "problem"
 	case EventStoreError:
 		return "store error"
+	case EventReadByContact:
+		return "read"
 	}
 	return "unknown event"
 }
@@ -45,7 +58,7 @@ func (k EventKind) String() string {
 // Event is one thing Watch saw happen.
 type Event struct {
 	Kind    EventKind
-	Message Message // EventMessage, EventRead
+	Message Message // EventMessage, EventDelivered, EventReadByContact
 	Contact string  // the conversation the event belongs to, if any
 	Err     error   // EventProblem, EventStoreError
 }
@@ -70,15 +83,17 @@ type WatchOptions struct {
 //
 // Each incoming message is delivered once: Watch delivers the unseen messages
 // of the watched conversations, those that arrived before it started first,
-// and marks each one seen after the channel took it. A reader that does not
+// and marks each one seen once the reader received it (the channel is
+// unbuffered: a reader that stops loses nothing). A reader that does not
 // keep up holds polling back; nothing is dropped. Sending while Watch runs is
 // fine and never waits for a poll's network round.
 func (c *Client) Watch(ctx context.Context, opts WatchOptions) <-chan Event {
 	if opts.Every <= 0 {
 		opts.Every = time.Second
 	}
-	events := make(chan Event, 64)
+	events := make(chan Event) // unbuffered: "taken" means the reader has it
 	w := &watcher{c: c, opts: opts, events: events}
+	w.cursor, w.cursorErr = c.LastChange() // read receipts from now on
 	go func() {
 		defer close(events)
 		if !w.deliverUnseen(ctx, nil) {
@@ -102,6 +117,34 @@ type watcher struct {
 	c      *Client
 	opts   WatchOptions
 	events chan<- Event
+
+	cursor    uint64 // the change feed, for read receipts
+	cursorErr error
+}
+
+// readReceipts emits the messages the change feed shows read by their
+// contact since the last look.
+func (w *watcher) readReceipts(ctx context.Context) bool {
+	if w.cursorErr != nil {
+		return true
+	}
+	for {
+		chs, next, err := w.c.Changes(w.cursor, 0)
+		if err != nil {
+			return w.emit(ctx, Event{Kind: EventStoreError, Err: err})
+		}
+		w.cursor = next
+		for _, ch := range chs {
+			m := ch.Message
+			if m.Dir == Outgoing && m.State == ReadByContact && w.watched(m.Contact) &&
+				!w.emit(ctx, Event{Kind: EventReadByContact, Message: m, Contact: m.Contact}) {
+				return false
+			}
+		}
+		if len(chs) < 1000 {
+			return true
+		}
+	}
 }
 
 // emit hands e to the reader; false means ctx ended first.
@@ -141,9 +184,12 @@ func (w *watcher) pollOnce(ctx context.Context) bool {
 		}
 	}
 	for _, m := range res.Read {
-		if w.watched(m.Contact) && !w.emit(ctx, Event{Kind: EventRead, Message: m, Contact: m.Contact}) {
+		if w.watched(m.Contact) && !w.emit(ctx, Event{Kind: EventDelivered, Message: m, Contact: m.Contact}) {
 			return false
 		}
+	}
+	if !w.readReceipts(ctx) {
+		return false
 	}
 	if res.NewCount == 0 {
 		return true
@@ -176,12 +222,9 @@ func (w *watcher) deliverUnseen(ctx context.Context, contacts []string) bool {
 			continue
 		}
 		msgs, err := w.c.History(name, Query{UnseenOnly: true})
-		if err != nil {
-			if !w.emit(ctx, Event{Kind: EventStoreError, Contact: name, Err: err}) {
-				return false
-			}
-			continue
-		}
+		if err != nil && !w.emit(ctx, Event{Kind: EventStoreError, Contact: name, Err: err}) {
+			return false
+		} // a damaged record: the readable messages still go out
 		if !w.deliver(ctx, name, msgs) {
 			return false
 		}

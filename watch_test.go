@@ -110,7 +110,7 @@ func TestWatchNeverBlocksSend(t *testing.T) {
 	if _, err := bob.Receive(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(deaddrop.EventRead); ev.Message.Body != "typed while the poll waits" {
+	if ev := next(deaddrop.EventDelivered); ev.Message.Body != "typed while the poll waits" {
 		t.Fatalf("read event: %+v", ev)
 	}
 	// Delivered once: the message is seen, and a new Watch does not repeat it.

@@ -35,3 +35,24 @@ type Keepable interface {
 	// topped up, not re-put).
 	Lifetime(ctx context.Context) (time.Duration, error)
 }
+
+// BatchStatus is the state of the postage batch a store stamps with (Swarm:
+// the only store that pays for storage). It lives here, not in feed/swarm,
+// so that code reporting it does not link the Swarm backend.
+type BatchStatus struct {
+	ID string
+	// TTL is how long the batch (and so every chunk it stamped) lives at
+	// the current price.
+	TTL time.Duration
+	// Utilization is the fill of the batch's fullest bucket and
+	// BucketCapacity that bucket's size: uploads fail (immutable) or
+	// overwrite old chunks (mutable) when it is full.
+	Utilization, BucketCapacity uint32
+	Depth, BucketDepth          uint8
+	// Amount is the batch's value per chunk (PLUR), as Bee reports it.
+	Amount string
+	Usable bool
+}
+
+// Full reports whether the fullest bucket has no room left.
+func (b BatchStatus) Full() bool { return b.Utilization >= b.BucketCapacity }

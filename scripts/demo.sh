@@ -61,9 +61,9 @@ say "checking"
 got=$(grep -oE 'alice: message [0-9]+ of '$N "$work/bob-read.txt" | sed 's/^alice: //')
 want=$(for i in $(seq 1 $N); do echo "message $i of $N"; done)
 [ "$got" = "$want" ] || fail "bob did not read all $N messages exactly once in order"
-unread=$(alice history bob | grep -c 'message .* of '$N'  (read)' || true)
-[ "$unread" -eq "$N" ] || fail "alice sees $unread of $N messages marked read"
-echo "bob read all $N messages once, in order; alice sees all $N marked read"
+unread=$(alice history bob | grep -c 'message .* of '$N'  (delivered)' || true)
+[ "$unread" -eq "$N" ] || fail "alice sees $unread of $N messages marked delivered"
+echo "bob read all $N messages once, in order; alice sees all $N marked delivered"
 
 say "alice links a second device, her laptop, with a one-time code"
 code=$(alice device link laptop 2>/dev/null)

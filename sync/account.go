@@ -35,6 +35,16 @@ const (
 	Incoming Direction = 2
 )
 
+func (d Direction) String() string {
+	switch d {
+	case Outgoing:
+		return "outgoing"
+	case Incoming:
+		return "incoming"
+	}
+	return fmt.Sprintf("direction(%d)", uint8(d))
+}
+
 // MessageState is where a message stands.
 type MessageState uint8
 
@@ -56,15 +66,21 @@ func (s MessageState) String() string {
 	case Stored:
 		return "stored"
 	case Read:
-		return "read"
+		return "delivered" // acknowledged by a device, not necessarily read by a person
 	case Received:
 		return "received"
+	case PeerRead:
+		return "read"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
 // Message is one entry of a conversation's history.
 type Message struct {
+	// ID names the message the same way on every device of both parties,
+	// for ever: the sending device's ID and 8 random bytes, in hex. Unlike
+	// Local and Seq it is globally unique.
+	ID      string
 	Contact string
 	Local   uint64 // position in this account's history of the conversation
 	Dir     Direction
@@ -376,6 +392,10 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 300 * time.Millisecond, NoSync: noSync})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w (%s)", ErrHomeLocked, dir)
+	}
+	if errors.Is(err, os.ErrPermission) {
+		// Not damage: a read-only file or directory (restore is not the fix).
+		return nil, fmt.Errorf("state file %s: %w (it must be readable and writable by this user)", path, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: state file %s cannot be opened: %v", ErrCorruptState, path, err)

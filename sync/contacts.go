@@ -176,6 +176,9 @@ func insertMessage(tx *bolt.Tx, c *contactRecord, m *messageRecord) (*messageRec
 	if err := putRecord(messages, key, m); err != nil {
 		return nil, false, err
 	}
+	if err := recordChange(tx, key); err != nil {
+		return nil, false, err
+	}
 	if err := origins.Put(okey, key[len(key)-8:]); err != nil {
 		return nil, false, err
 	}
@@ -203,6 +206,9 @@ func raiseMessage(tx *bolt.Tx, contact string, m *messageRecord, state MessageSt
 	}
 	if !changed {
 		return false, nil
+	}
+	if err := recordChange(tx, key); err != nil {
+		return false, err
 	}
 	return true, putRecord(tx.Bucket(bucketMessages), key, m)
 }

@@ -1,13 +1,15 @@
 package sync
 
 import (
+	"encoding/hex"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 func (m *messageRecord) public(contact string) Message {
-	return Message{Contact: contact, Local: m.Local, Dir: m.Dir, Seq: m.Seq, Body: m.Body, Attachment: m.Attach,
+	return Message{ID: hex.EncodeToString(m.Origin), Contact: contact, Local: m.Local, Dir: m.Dir, Seq: m.Seq, Body: m.Body, Attachment: m.Attach,
 		Sent: m.Sent, Received: m.Received, State: m.State, Seen: m.Seen}
 }
 
@@ -19,10 +21,14 @@ type Query struct {
 }
 
 // History returns a conversation's messages in order. An UnseenOnly query
-// reads only the unseen messages, however long the history.
+// reads only the unseen messages, however long the history. A damaged
+// record does not hide the others: they are returned, with an error wrapping
+// ErrCorruptState that counts what was skipped.
 func (a *Account) History(contact string, q Query) ([]Message, error) {
 	a.settle() // what Send returned is what this shows
 	var out []Message
+	var damaged int
+	var firstErr error
 	err := a.db.View(func(tx *bolt.Tx) error {
 		if _, err := loadContact(tx, contact); err != nil {
 			return err
@@ -37,7 +43,10 @@ func (a *Account) History(contact string, q Query) ([]Message, error) {
 		for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
 			m := new(messageRecord)
 			if err := decodeRecord("message", messages.Get(k), m); err != nil {
-				return err
+				if damaged++; firstErr == nil {
+					firstErr = err
+				}
+				continue
 			}
 			if q.matches(m) {
 				out = append(out, m.public(contact))
@@ -47,6 +56,9 @@ func (a *Account) History(contact string, q Query) ([]Message, error) {
 	})
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[len(out)-q.Limit:]
+	}
+	if err == nil && damaged > 0 {
+		err = fmt.Errorf("%d damaged message records of %s skipped (the first: %w)", damaged, contact, firstErr)
 	}
 	return out, err
 }
@@ -67,6 +79,8 @@ func (q Query) matches(m *messageRecord) bool {
 // queries do not show them again, and logs it for our other devices.
 func (a *Account) MarkSeen(msgs []Message) error {
 	return a.db.Update(func(tx *bolt.Tx) error {
+		receipts := map[string][][]byte{} // contact → origins newly seen
+		var order []string
 		for _, msg := range msgs {
 			key := contactKey(msg.Contact, msg.Local)
 			if err := tx.Bucket(bucketUnseen).Delete(key); err != nil {
@@ -87,6 +101,17 @@ func (a *Account) MarkSeen(msgs []Message) error {
 				if err := a.stage(tx, stateEntry(msg.Contact, m)); err != nil {
 					return err
 				}
+				if m.Dir == Incoming {
+					if receipts[msg.Contact] == nil {
+						order = append(order, msg.Contact)
+					}
+					receipts[msg.Contact] = append(receipts[msg.Contact], m.Origin)
+				}
+			}
+		}
+		for _, contact := range order {
+			if err := a.queueReceipts(tx, contact, receipts[contact]); err != nil {
+				return err
 			}
 		}
 		return a.packStaged(tx) // written to the store by the next Poll, Send or Republish

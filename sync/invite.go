@@ -32,11 +32,22 @@ var ErrNameInUse = errors.New("name already in use")
 // already used by a contact or a pending invite is refused: two invites under
 // one name could not both become conversations.
 func (a *Account) Invite(label string) (string, error) {
+	return a.InviteFor(label, 0)
+}
+
+// InviteFor is Invite with the invite valid for ttl (0: Options.InviteTTL).
+func (a *Account) InviteFor(label string, ttl time.Duration) (string, error) {
 	if err := ValidName(label); err != nil {
 		return "", err
 	}
+	if ttl < 0 {
+		return "", fmt.Errorf("invite lifetime %v is negative", ttl)
+	}
+	if ttl == 0 {
+		ttl = a.opts.InviteTTL
+	}
 	now := a.opts.Now()
-	inv, pending, err := ratchet.NewInvite(a.id, a.name, a.opts.InviteTTL, now, a.opts.Rand)
+	inv, pending, err := ratchet.NewInvite(a.id, a.name, ttl, now, a.opts.Rand)
 	if err != nil {
 		return "", err
 	}

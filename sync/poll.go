@@ -235,6 +235,13 @@ func (a *Account) deliver(tx *bolt.Tx, c *convRecord, env *envelope) (*Message, 
 			a.problem(fmt.Errorf("%s: device information: %w", c.Name, err))
 		}
 		return nil, nil
+	case KindAck:
+		if len(env.Body) > 0 {
+			if err := a.handleReceipt(tx, c, env.Body); err != nil {
+				a.problem(fmt.Errorf("%s: %w", c.Name, err))
+			}
+		}
+		return nil, nil
 	case KindData, KindFile, KindPart:
 	default:
 		return nil, nil

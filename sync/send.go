@@ -37,24 +37,46 @@ func backoff(first, max time.Duration, n int) time.Duration {
 // durably in the outbox before Send touches the store, so a crash or a store
 // failure loses nothing: Republish retries it. The returned message's State
 // says whether the store accepted a copy (Stored) or all are still Queued.
+//
+// A ctx that is done before Send commits anything makes it return ctx.Err()
+// with nothing queued. Once the message is committed (before any network
+// round), it will be sent: a ctx ending during the put returns the message
+// and an error wrapping ErrNotStored, and Republish stores it later. Use
+// SendWith and a ClientID to retry safely after any error.
 func (a *Account) Send(ctx context.Context, contact, body string) (Message, error) {
-	return a.send(ctx, contact, &content{Text: body})
+	return a.SendWith(ctx, contact, body, SendOptions{})
+}
+
+// SendWith is Send with options (an idempotency ClientID).
+func (a *Account) SendWith(ctx context.Context, contact, body string, opts SendOptions) (Message, error) {
+	return a.send(ctx, contact, &content{Text: body}, opts)
 }
 
 // send queues content for every device of contact and tries to store it
-// (Send, SendFile).
-func (a *Account) send(ctx context.Context, contact string, ct *content) (Message, error) {
+// (Send, SendWith, SendFile).
+func (a *Account) send(ctx context.Context, contact string, ct *content, opts SendOptions) (Message, error) {
 	if err := ct.check(); err != nil {
+		return Message{}, err
+	}
+	if err := checkClientID(opts.ClientID); err != nil {
+		return Message{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return Message{}, err
 	}
 	var outs []*outboxRecord
 	var names []string
 	var last []int // index in outs of each session's last envelope
-	var msg *messageRecord
+	var msg, earlier *messageRecord
 	err := a.db.Update(func(tx *bolt.Tx) error {
 		c, err := loadContact(tx, contact)
 		if err != nil {
 			return err
+		}
+		if opts.ClientID != "" {
+			if earlier, err = sentWithClientID(tx, contact, opts.ClientID, ct.Text); earlier != nil || err != nil {
+				return err
+			}
 		}
 		sessions, err := sessionsOf(tx, contact)
 		if err != nil {
@@ -67,6 +89,11 @@ func (a *Account) send(ctx context.Context, contact string, ct *content) (Messag
 		}
 		if _, _, err := insertMessage(tx, c, msg); err != nil {
 			return err
+		}
+		if opts.ClientID != "" {
+			if err := rememberClientID(tx, contact, opts.ClientID, msg.Local); err != nil {
+				return err
+			}
 		}
 		if err := saveContact(tx, c); err != nil {
 			return err
@@ -102,6 +129,9 @@ func (a *Account) send(ctx context.Context, contact string, ct *content) (Messag
 	})
 	if err != nil {
 		return Message{}, err
+	}
+	if earlier != nil {
+		return a.resend(contact, earlier.Local)
 	}
 	m := msg.public(contact)
 	perrs := a.putCopies(ctx, names, outs, true)
@@ -144,7 +174,7 @@ func (a *Account) putCopies(ctx context.Context, names []string, outs []*outboxR
 
 // ErrNotStored is returned by Send when the message is safely queued but the
 // store did not accept it yet; Republish will retry it.
-var ErrNotStored = errors.New("not stored yet (it stays in the outbox and will be republished)")
+var ErrNotStored = errors.New("not stored yet (it stays in the outbox: the next read, chat or republish sends it)")
 
 // queue encrypts the next message of session c into the outbox, inside tx.
 // It carries our current acknowledgement, so it settles any ack we owe. A

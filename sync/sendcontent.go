@@ -17,7 +17,7 @@ func (a *Account) SendFile(ctx context.Context, contact string, manifest []byte,
 	if manifest == nil {
 		manifest = []byte{}
 	}
-	return a.send(ctx, contact, &content{Text: text, Attach: manifest})
+	return a.send(ctx, contact, &content{Text: text, Attach: manifest}, SendOptions{})
 }
 
 // queueContent queues a message's content on one session: one envelope, or

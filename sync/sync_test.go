@@ -443,3 +443,42 @@ func TestFlippedBitsInStateFile(t *testing.T) {
 		}
 	}
 }
+
+// One damaged message record does not hide the others: History returns
+// them with an error that says what was skipped.
+func TestHistorySkipsDamagedRecord(t *testing.T) {
+	p := newPair(t)
+	send(t, p.alice, "bob", "before it")
+	send(t, p.alice, "bob", "find me")
+	send(t, p.alice, "bob", "after it")
+	poll(t, p.bob)
+	p.bob.Close()
+	path := filepath.Join(p.dirB, "state.db")
+	data, _ := os.ReadFile(path)
+	key := `"body":"find me"`
+	for from := 0; ; {
+		i := strings.Index(string(data[from:]), key)
+		if i < 0 {
+			break
+		}
+		data[from+i+len(key)/2] ^= 0x08
+		from += i + len(key)
+	}
+	os.WriteFile(path, data, 0o600)
+	bob, err := sync.Open(p.dirB, direct(p.store), sync.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	msgs, err := bob.History("alice", sync.Query{})
+	if !errors.Is(err, sync.ErrCorruptState) || !strings.Contains(err.Error(), "1 damaged") {
+		t.Fatalf("history with a damaged record: %v", err)
+	}
+	var bodies []string
+	for _, m := range msgs {
+		bodies = append(bodies, m.Body)
+	}
+	if got := strings.Join(bodies, ","); !strings.Contains(got, "before it") || !strings.Contains(got, "after it") || strings.Contains(got, "find") {
+		t.Fatalf("history with a damaged record: %q", got)
+	}
+}

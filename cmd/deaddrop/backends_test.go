@@ -73,7 +73,7 @@ func offlineWithNodeRestart(t *testing.T, store string, node *devnode.Node) {
 	// his own) alice cannot enter that chain. Republish now.
 	bob.ok("republish")
 	alice.ok("read")
-	if n := strings.Count(alice.ok("history", "bob"), "(read)"); n != 51 {
+	if n := strings.Count(alice.ok("history", "bob"), "(delivered)"); n != 51 {
 		t.Fatalf("alice sees %d of 51 messages read", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/daemon"
 	"github.com/deaddrop/deaddrop/sync"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -20,18 +21,25 @@ import (
 func (c *cli) chatCmd() *cobra.Command {
 	var every time.Duration
 	cmd := &cobra.Command{
-		Use:   "chat <contact>",
-		Short: "Chat interactively: type a line to send it; new messages and read receipts appear as they arrive",
-		Args:  args(1, "one argument: the contact to chat with"),
+		Use: "chat <contact>",
+		Example: `  deaddrop chat bob
+  deaddrop chat bob --every 5s`,
+		ValidArgsFunction: c.completeContact,
+		Short:             "Chat interactively: type a line to send it; new messages and delivery receipts appear as they arrive",
+		Args:              args(1, "one argument: the contact to chat with"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if every < 100*time.Millisecond {
 				return usageError{fmt.Errorf("--every must be at least 100ms, got %v", every)}
 			}
 			ctx, cl, done, err := c.session()
 			if err != nil {
-				return err
+				// Another chat or a daemon holds the home: chat through it.
+				return c.viaDaemon(err, func(ctx context.Context, d *daemon.Conn) error {
+					return c.chatRemote(ctx, d, a[0], every)
+				})
 			}
 			defer done()
+			defer c.serveSocket(ctx, cl)() // send, read and chat in other terminals go through this chat
 			return c.chat(ctx, cl, a[0], every)
 		},
 	}
@@ -50,7 +58,7 @@ func (c *cli) chat(ctx context.Context, cl *deaddrop.Client, contact string, eve
 	}
 	con, restore := c.console()
 	defer restore()
-	fmt.Fprintf(con.out, "chat with %s — type a message and press Enter; /status, /quit\n", contact)
+	fmt.Fprintf(con.out, "chat with %s — type a message and press Enter; /status, /quit, //… sends /…\n", contact)
 	for _, m := range recent {
 		fmt.Fprintln(con.out, formatMessage(m))
 	}
@@ -82,8 +90,8 @@ func (c *cli) chat(ctx context.Context, cl *deaddrop.Client, contact string, eve
 			if !ok || c.chatCommand(con, cl, line) {
 				return nil
 			}
-			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "/") {
-				sends <- line
+			if line = strings.TrimSpace(line); line != "" && (!strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//")) {
+				sends <- strings.TrimPrefix(line, "/") // "//x" sends "/x"
 			}
 		}
 	}
@@ -101,8 +109,8 @@ func (c *cli) chatCommand(con *console, cl *deaddrop.Client, line string) (quit 
 			fmt.Fprintf(con.out, "error: %v\n", err)
 		}
 	default:
-		if strings.HasPrefix(strings.TrimSpace(line), "/") {
-			fmt.Fprintf(con.out, "unknown command %q: /status, /quit\n", strings.TrimSpace(line))
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "/") && !strings.HasPrefix(l, "//") {
+			fmt.Fprintf(con.out, "unknown command %q, not sent: /status, /quit (start a message with // to send one that begins with /)\n", l)
 		}
 	}
 	return false
@@ -124,7 +132,9 @@ func (c *cli) showEvent(con *console, ev deaddrop.Event) {
 	switch ev.Kind {
 	case deaddrop.EventMessage:
 		fmt.Fprintln(con.out, formatMessage(ev.Message))
-	case deaddrop.EventRead:
+	case deaddrop.EventDelivered:
+		fmt.Fprintf(con.out, "  ✓✓ delivered to %s: %s\n", ev.Contact, short(ev.Message.Body))
+	case deaddrop.EventReadByContact:
 		fmt.Fprintf(con.out, "  ✓✓ read by %s: %s\n", ev.Contact, short(ev.Message.Body))
 	case deaddrop.EventJoined:
 		fmt.Fprintf(con.out, "  %s accepted your invite\n", terminalSafe(ev.Contact))
@@ -207,4 +217,100 @@ func short(s string) string {
 		return string(r[:39]) + "…"
 	}
 	return s
+}
+
+// chatRemote is chat through the process holding the home (a daemon, or
+// another chat): the same screen, over its socket. It follows the change
+// feed rather than subscribing, so that two chats on one home both show
+// every message (a subscription hands each message to one reader). It
+// marks nothing seen: that is for the holder, or a later read.
+func (c *cli) chatRemote(ctx context.Context, d *daemon.Conn, contact string, every time.Duration) error {
+	var start daemon.ChangesResult
+	if err := d.Call(ctx, "changes", map[string]any{"latest": true}, &start); err != nil {
+		return err
+	}
+	var recent struct{ Messages []daemon.Message }
+	if err := d.Call(ctx, "history", map[string]any{"contact": contact, "limit": 10}, &recent); err != nil {
+		return err
+	}
+	con, restore := c.console()
+	defer restore()
+	fmt.Fprintf(con.out, "chat with %s (through the process that holds this home) — type a message and press Enter; /quit, //… sends /…\n", contact)
+	for _, m := range recent.Messages {
+		fmt.Fprintln(con.out, formatMessage(toMessage(m)))
+	}
+	sends := make(chan string, 256)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for line := range sends {
+			var res daemon.SendResult
+			err := d.Call(ctx, "send", map[string]string{"contact": contact, "body": line}, &res)
+			switch {
+			case err != nil:
+				fmt.Fprintf(con.out, "error: %v\n", err)
+			case res.Queued:
+				fmt.Fprintf(con.out, "  … queued: %s\n", res.Warning)
+			default:
+				fmt.Fprintf(con.out, "  ✓ stored: %s\n", short(res.Message.Body))
+			}
+		}
+	}()
+	lines := con.lines()
+	defer func() { close(sends); <-sent }()
+
+	cursor := start.Cursor
+	shown := map[string]bool{} // incoming IDs shown, outgoing IDs reported delivered
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			var rec daemon.ReadResult
+			if err := d.Call(ctx, "receive", nil, &rec); err != nil {
+				return fmt.Errorf("the process holding the home: %w", err)
+			}
+			if rec.StoreError != "" {
+				fmt.Fprintf(con.out, "store: %s (will retry)\n", rec.StoreError)
+			}
+			var chs daemon.ChangesResult
+			if err := d.Call(ctx, "changes", map[string]any{"after": cursor}, &chs); err != nil {
+				return fmt.Errorf("the process holding the home: %w", err)
+			}
+			cursor = chs.Cursor
+			for _, ch := range chs.Changes {
+				m := ch.Message
+				switch {
+				case m.Contact != contact || shown[m.ID]:
+				case m.Direction == "incoming":
+					shown[m.ID] = true
+					fmt.Fprintln(con.out, formatMessage(toMessage(m)))
+				case m.State == deaddrop.Delivered.String():
+					shown[m.ID] = true
+					fmt.Fprintf(con.out, "  ✓✓ delivered to %s: %s\n", contact, short(m.Body))
+				case m.State == deaddrop.ReadByContact.String() && !shown["read "+m.ID]:
+					shown[m.ID], shown["read "+m.ID] = true, true
+					fmt.Fprintf(con.out, "  ✓✓ read by %s: %s\n", contact, short(m.Body))
+				}
+			}
+			tick.Reset(every)
+		case line, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			l := strings.TrimSpace(line)
+			switch {
+			case l == "/quit" || l == "/exit":
+				return nil
+			case strings.HasPrefix(l, "//"):
+				sends <- l[1:]
+			case strings.HasPrefix(l, "/"):
+				fmt.Fprintf(con.out, "unknown command %q, not sent: /quit (start a message with // to send one that begins with /)\n", l)
+			case l != "":
+				sends <- l
+			}
+		}
+	}
 }

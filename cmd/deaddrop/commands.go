@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/daemon"
+	"github.com/deaddrop/deaddrop/internal/duration"
 	"github.com/deaddrop/deaddrop/ratchet"
 	"github.com/deaddrop/deaddrop/sync"
 	"github.com/spf13/cobra"
@@ -16,7 +18,9 @@ import (
 
 func (c *cli) initCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "init <name>",
+		Use: "init <name>",
+		Example: `  deaddrop init alice
+  deaddrop init alice --store swarm:http://127.0.0.1:1633`,
 		Short: "Create an account called <name> in the home directory",
 		Args:  args(1, "one argument: your name, e.g. 'deaddrop init alice'"),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -48,7 +52,9 @@ func (c *cli) initCmd() *cobra.Command {
 func (c *cli) acceptCmd() *cobra.Command {
 	var as string
 	cmd := &cobra.Command{
-		Use:   "accept <invite>",
+		Use: "accept <invite>",
+		Example: `  deaddrop accept dd1…
+  deaddrop accept - --as alice < invite.txt`,
 		Short: "Accept an invite and start the conversation (the inviter may be offline)",
 		Args:  args(1, "one argument: the invite text ('-' reads it from standard input)"),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -85,8 +91,12 @@ func (c *cli) acceptCmd() *cobra.Command {
 func (c *cli) sendCmd() *cobra.Command {
 	var file, mediaType string
 	cmd := &cobra.Command{
-		Use:   "send <contact> <message...> | send <contact> --file PATH [message...]",
-		Short: fmt.Sprintf("Send a message (at most %d bytes; '-' reads it from standard input) or a file (at most %d MiB)", deaddrop.MaxMessageSize, deaddrop.MaxFileSize>>20),
+		Use: "send <contact> <message...> | send <contact> --file PATH [message...]",
+		Example: `  deaddrop send bob hello there
+  echo 'multi-line' | deaddrop send bob -
+  deaddrop send bob --file photo.jpg 'from the beach'`,
+		ValidArgsFunction: c.completeContact,
+		Short:             fmt.Sprintf("Send a message (at most %d bytes; '-' reads it from standard input) or a file (at most %d MiB)", deaddrop.MaxMessageSize, deaddrop.MaxFileSize>>20),
 		Args: func(_ *cobra.Command, a []string) error {
 			if len(a) < 1 || file == "" && len(a) < 2 {
 				return usageError{errors.New("expected a contact and a message, e.g. 'deaddrop send bob hello', or a contact and --file PATH")}
@@ -103,7 +113,21 @@ func (c *cli) sendCmd() *cobra.Command {
 			}
 			ctx, cl, done, err := c.session()
 			if err != nil {
-				return err
+				return c.viaDaemon(err, func(ctx context.Context, d *daemon.Conn) error {
+					if file != "" {
+						return fmt.Errorf("a file cannot be sent while chat or the daemon runs on this home (yet): send it from there, or stop it first")
+					}
+					var res daemon.SendResult
+					if err := d.Call(ctx, "send", map[string]string{"contact": a[0], "body": body}, &res); err != nil {
+						return err
+					}
+					if res.Queued {
+						fmt.Fprintf(c.out, "queued for %s: %s\n", a[0], res.Warning)
+						return nil
+					}
+					fmt.Fprintf(c.out, "sent to %s (%s)\n", a[0], res.Message.State)
+					return nil
+				})
 			}
 			defer done()
 			var m deaddrop.Message
@@ -144,9 +168,12 @@ func (c *cli) argOrStdin(s string) (string, error) {
 }
 
 func (c *cli) readCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "read [contact]",
-		Short: "Fetch new messages and show the unseen ones (all contacts, or one)",
+	return c.jsonFlag(&cobra.Command{
+		Use: "read [contact]",
+		Example: `  deaddrop read
+  deaddrop read bob --json`,
+		ValidArgsFunction: c.completeContact,
+		Short:             "Fetch new messages and show the unseen ones (all contacts, or one)",
 		Args: func(_ *cobra.Command, a []string) error {
 			if len(a) > 1 {
 				return usageError{errors.New("expected at most one contact")}
@@ -156,20 +183,61 @@ func (c *cli) readCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx, cl, done, err := c.session()
 			if err != nil {
-				return err
+				return c.viaDaemon(err, func(ctx context.Context, d *daemon.Conn) error {
+					p := map[string]string{}
+					if len(a) == 1 {
+						p["contact"] = a[0]
+					}
+					var res daemon.ReadResult
+					if err := d.Call(ctx, "read", p, &res); err != nil {
+						return err
+					}
+					if c.json {
+						return c.printJSON(res)
+					}
+					return c.printRead(res)
+				})
 			}
 			defer done()
+			if c.json {
+				return c.readJSON(ctx, cl, a)
+			}
 			res, rerr := cl.Receive(ctx, c.progress())
 			c.report(res)
 			if err := c.showUnseen(cl, a); err != nil {
 				return err
 			}
 			if rerr != nil {
-				return fmt.Errorf("not everything could be fetched or republished (it will be retried): %w", rerr)
+				return fmt.Errorf("not everything could be fetched or republished (nothing is lost: the next read, chat or daemon tries again): %w", rerr)
 			}
 			return nil
 		},
+	})
+}
+
+// readJSON is read --json: the daemon's read result.
+func (c *cli) readJSON(ctx context.Context, cl *deaddrop.Client, only []string) error {
+	res, rerr := cl.Receive(ctx, nil)
+	out := daemon.ReadResult{Messages: []daemon.Message{}, Joined: []string{}, Delivered: []daemon.Message{}, Problems: []string{}}
+	if res != nil {
+		out.Joined = append(out.Joined, res.Joined...)
+		out.Delivered = daemon.FromMessages(res.Read)
+		for _, p := range res.Problems {
+			out.Problems = append(out.Problems, p.Error())
+		}
 	}
+	if rerr != nil {
+		out.StoreError = rerr.Error()
+	}
+	msgs, err := cl.Unseen(only...)
+	if err != nil {
+		return err
+	}
+	out.Messages = daemon.FromMessages(msgs)
+	if err := c.printJSON(out); err != nil {
+		return err
+	}
+	return cl.MarkSeen(msgs)
 }
 
 // progress prints catch-up progress to stderr once it is more than a few
@@ -200,7 +268,7 @@ func (c *cli) report(res *deaddrop.PollResult) {
 		counts[m.Contact]++
 	}
 	for _, name := range order {
-		fmt.Fprintf(c.out, "%s read %d of your messages\n", name, counts[name])
+		fmt.Fprintf(c.out, "delivered to %s: %s\n", name, plural(counts[name], "message"))
 	}
 	if more := res.ReadCount - len(res.Read); more > 0 {
 		fmt.Fprintf(c.out, "(and %d earlier ones)\n", more)
@@ -249,9 +317,9 @@ func (c *cli) republishCmd() *cobra.Command {
 			defer done()
 			n, err := cl.RepublishAll(ctx)
 			if err != nil {
-				return fmt.Errorf("republished %d messages, some failed (they stay in the outbox): %w", n, err)
+				return fmt.Errorf("republished %s, some failed (they stay in the outbox): %w", plural(n, "message"), err)
 			}
-			fmt.Fprintf(c.out, "republished %d messages\n", n)
+			fmt.Fprintf(c.out, "republished %s\n", plural(n, "message"))
 			rep, err := cl.Keep(ctx, true)
 			c.printPushes(rep)
 			if err != nil {
@@ -263,8 +331,10 @@ func (c *cli) republishCmd() *cobra.Command {
 }
 
 func (c *cli) contactsCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "contacts",
+	return c.jsonFlag(&cobra.Command{
+		Use: "contacts",
+		Example: `  deaddrop contacts
+  deaddrop contacts --json`,
 		Short: "List contacts and their fingerprints",
 		Args:  args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -277,6 +347,9 @@ func (c *cli) contactsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if c.json {
+				return c.printJSON(map[string]any{"contacts": daemon.FromContacts(contacts)})
+			}
 			if len(contacts) == 0 {
 				fmt.Fprintln(c.out, "no contacts yet: 'deaddrop invite <name>' or 'deaddrop accept <invite>'")
 			}
@@ -285,7 +358,7 @@ func (c *cli) contactsCmd() *cobra.Command {
 			}
 			return nil
 		},
-	}
+	})
 }
 
 func (c *cli) statusCmd() *cobra.Command {
@@ -383,14 +456,20 @@ func formatTTL(d time.Duration) string {
 }
 
 func (c *cli) historyCmd() *cobra.Command {
-	var since, until time.Duration
+	var since, until duration.Value
 	var limit int
 	var verify bool
 	cmd := &cobra.Command{
-		Use:   "history <contact>",
-		Short: "Show a conversation's history with each message's state",
-		Args:  args(1, "one argument: the contact"),
-		RunE: func(cmd *cobra.Command, a []string) error {
+		Use:               "history <contact>",
+		ValidArgsFunction: c.completeContact,
+		Short:             "Show a conversation's history with each message's state",
+		Example: `  deaddrop history bob --since 1d
+  deaddrop history bob --limit 20 --json`,
+		Args: args(1, "one argument: the contact"),
+		RunE: func(cmd *cobra.Command, a []string) (rerr error) {
+			if limit < 0 {
+				return usageError{fmt.Errorf("--limit must not be negative, got %d", limit)}
+			}
 			ctx, cl, done, err := c.session()
 			if err != nil {
 				return err
@@ -399,14 +478,26 @@ func (c *cli) historyCmd() *cobra.Command {
 			q := deaddrop.Query{Limit: limit}
 			now := time.Now()
 			if since > 0 {
-				q.Since = now.Add(-since)
+				q.Since = now.Add(-time.Duration(since))
 			}
 			if until > 0 {
-				q.Until = now.Add(-until)
+				q.Until = now.Add(-time.Duration(until))
 			}
 			msgs, err := cl.History(a[0], q)
+			if errors.Is(err, deaddrop.ErrCorruptState) {
+				// Show what is readable, then say what is not and the way out.
+				defer func(herr error) {
+					if rerr == nil {
+						rerr = fmt.Errorf("%w\n'deaddrop restore' (the recovery phrase, on a new home) rebuilds the history from the store", herr)
+					}
+				}(err)
+				err = nil
+			}
 			if err != nil {
 				return err
+			}
+			if c.json && !verify {
+				return c.printJSON(map[string]any{"messages": daemon.FromMessages(msgs)})
 			}
 			proven := 0
 			for _, m := range msgs {
@@ -432,8 +523,8 @@ func (c *cli) historyCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&verify, "verify", false, "prove each message is in the history log (fetches its block)")
-	cmd.Flags().DurationVar(&since, "since", 0, "only messages sent within this long ago (e.g. 24h)")
-	cmd.Flags().DurationVar(&until, "until", 0, "only messages sent more than this long ago")
+	cmd.Flags().Var(&since, "since", "only messages sent within this long ago (e.g. 1d, 36h, 2w)")
+	cmd.Flags().Var(&until, "until", "only messages sent more than this long ago")
 	cmd.Flags().IntVar(&limit, "limit", 0, "only the last N messages")
-	return cmd
+	return c.jsonFlag(cmd)
 }

@@ -175,8 +175,8 @@ func checkInvariant(t *testing.T, alice, bob *user) {
 		t.Fatalf("alice sent %v\nbob has   %v", sent, got)
 	}
 	for i, s := range states {
-		if s != "read" {
-			t.Fatalf("alice's %s is %q after healing, want read", sent[i], s)
+		if s != "delivered" {
+			t.Fatalf("alice's %s is %q after healing, want delivered", sent[i], s)
 		}
 	}
 	if out := alice.ok("status"); strings.Contains(out, " data: ") {

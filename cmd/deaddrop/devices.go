@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/daemon"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -51,8 +52,8 @@ func (c *cli) restoreCmd() *cobra.Command {
 }
 
 func (c *cli) printStats(s *deaddrop.RestoreStats) {
-	fmt.Fprintf(c.out, "history: %d contacts, %d messages from %d blocks of %d device logs in %s\n",
-		s.Contacts, s.Messages, s.Blocks, s.Devices, s.Duration.Round(time.Millisecond))
+	fmt.Fprintf(c.out, "history: %s, %s from %s of %s in %s\n",
+		plural(s.Contacts, "contact"), plural(s.Messages, "message"), plural(s.Blocks, "block"), plural(s.Devices, "device log"), s.Duration.Round(time.Millisecond))
 	for _, d := range s.Evicted {
 		fmt.Fprintf(c.out, "removed device %s (%s) to make room for this one: the account had the most devices allowed\n", d.ID, d.Name)
 	}
@@ -144,7 +145,7 @@ func (c *cli) deviceJoinCmd() *cobra.Command {
 }
 
 func (c *cli) deviceListCmd() *cobra.Command {
-	return &cobra.Command{
+	return c.jsonFlag(&cobra.Command{
 		Use:   "list",
 		Short: "List the account's devices",
 		Args:  args(0, "no arguments"),
@@ -157,6 +158,9 @@ func (c *cli) deviceListCmd() *cobra.Command {
 			devices, version, err := cl.Devices()
 			if err != nil {
 				return err
+			}
+			if c.json {
+				return c.printJSON(daemon.FromDevices(devices, version))
 			}
 			for _, d := range devices {
 				this := ""
@@ -172,11 +176,11 @@ func (c *cli) deviceListCmd() *cobra.Command {
 			}
 			// Two devices showing the same heads hold the same history.
 			for _, h := range heads {
-				fmt.Fprintf(c.out, "history log of %s: %d blocks, merkle root %x\n", h.Device, h.Size, h.Root[:8])
+				fmt.Fprintf(c.out, "history log of %s: %s, merkle root %x\n", h.Device, plural(int(h.Size), "block"), h.Root[:8])
 			}
 			return nil
 		},
-	}
+	})
 }
 
 func (c *cli) deviceRemoveCmd() *cobra.Command {

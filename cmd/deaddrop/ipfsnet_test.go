@@ -47,7 +47,7 @@ func TestIPFSNetworkAcrossNodes(t *testing.T) {
 	if err := nodes[0].Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if out := alice.ok("read"); !strings.Contains(out, "bob read 50 of your messages") {
+	if out := alice.ok("read"); !strings.Contains(out, "delivered to bob: 50 messages") {
 		t.Fatalf("alice's receipts after her node came back: %q", out)
 	}
 
@@ -131,7 +131,7 @@ func TestIPFSNetworkFaults(t *testing.T) {
 		t.Fatalf("bob after the republish read %d messages:\n%s", got, out)
 	}
 	alice.ok("read")
-	if n := strings.Count(alice.ok("history", "bob"), "(read)"); n != 5 {
+	if n := strings.Count(alice.ok("history", "bob"), "(delivered)"); n != 5 {
 		t.Fatalf("alice sees %d of 5 messages read:\n%s", n, alice.ok("history", "bob"))
 	}
 }

@@ -16,18 +16,35 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"sync/atomic"
+	"syscall"
 )
 
 // usageError marks errors in how the command was called (exit status 2).
 type usageError struct{ error }
 
 func main() {
+	// Ctrl-C is seen here too, to word the error (the commands' contexts
+	// end on it); a second one ends a command that does not stop.
+	var signals atomic.Int32
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for range sig {
+			if signals.Add(1) > 1 {
+				fmt.Fprintln(os.Stderr, "deaddrop: interrupted twice: stopping now")
+				os.Exit(130)
+			}
+		}
+	}()
 	err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).Execute()
 	if err == nil {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "deaddrop: %v\n", err)
+	interrupted := signals.Load() > 0
+	fmt.Fprintf(os.Stderr, "deaddrop: %s\n", summarize(err, interrupted))
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		os.Exit(2) // how the command was called, not what it did

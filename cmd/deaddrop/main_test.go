@@ -127,10 +127,10 @@ func TestOfflineFiftyMessages(t *testing.T) {
 		t.Errorf("no progress shown for a catch-up of 50: %q", errs)
 	}
 	checkInOrder(t, out, 50)
-	if out := alice.ok("read"); !strings.Contains(out, "bob read 51 of your messages") {
+	if out := alice.ok("read"); !strings.Contains(out, "delivered to bob: 51 messages") {
 		t.Fatalf("alice's receipts: %q", out)
 	}
-	if n := strings.Count(alice.ok("history", "bob"), "(read)"); n != 51 {
+	if n := strings.Count(alice.ok("history", "bob"), "(delivered)"); n != 51 {
 		t.Fatalf("alice sees %d messages read, want 51", n)
 	}
 }
@@ -178,7 +178,7 @@ func TestKilledReaderLosesNothing(t *testing.T) {
 	bob.ok("read")
 	checkInOrder(t, bob.ok("history", "alice"), n)
 	alice.ok("read")
-	if got := strings.Count(alice.ok("history", "bob"), "(read)"); got != n {
+	if got := strings.Count(alice.ok("history", "bob"), "(delivered)"); got != n {
 		t.Fatalf("alice sees %d of %d read", got, n)
 	}
 }
@@ -213,6 +213,9 @@ func TestChatInteractive(t *testing.T) {
 				if !ok {
 					t.Fatalf("chat ended before %q", want)
 				}
+				if strings.Contains(l, "\x1b") {
+					t.Errorf("terminal escape written to a pipe: %q", l)
+				}
 				if strings.Contains(l, want) {
 					return
 				}
@@ -222,18 +225,37 @@ func TestChatInteractive(t *testing.T) {
 		}
 	}
 	waitFor("chat with bob")
-	// A second process on alice's home is refused while chat holds it.
-	if _, errs, code := alice.run("send", "bob", "x"); code == 0 || !strings.Contains(errs, "in use by another deaddrop process") {
-		t.Errorf("second process on a home in use: exit %d, %q", code, errs)
+	// A second process on alice's home goes through the chat (its socket).
+	for i := 0; ; i++ {
+		if _, err := os.Stat(filepath.Join(alice.home, "rpc.sock")); err == nil {
+			break
+		} else if i > 200 {
+			t.Fatal("chat serves no socket")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out, errs, code := alice.run("send", "bob", "from another terminal"); code != 0 || !strings.Contains(out, "to bob") {
+		t.Errorf("send while chat runs: exit %d, %q %q", code, out, errs)
 	}
 	bob.ok("send", "alice", "ping from bob")
 	waitFor("bob: ping from bob")
+	// An unknown /command is not sent; //x sends /x.
+	fmt.Fprintln(stdin, "/shrug")
+	waitFor(`unknown command "/shrug", not sent`)
+	fmt.Fprintln(stdin, "//shrug")
+	waitFor("stored: /shrug")
 	fmt.Fprintln(stdin, "pong from alice")
 	waitFor("stored: pong from alice")
-	if out := bob.ok("read"); !strings.Contains(out, "alice: pong from alice") {
-		t.Fatalf("bob read %q", out)
+	out := bob.ok("read")
+	for _, want := range []string{"alice: from another terminal", "alice: /shrug", "alice: pong from alice"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("bob read %q, want %q", out, want)
+		}
 	}
-	waitFor("read by bob: pong from alice")
+	if strings.Count(out, "shrug") != 1 {
+		t.Fatalf("the unknown command was sent: %q", out)
+	}
+	waitFor("delivered to bob: pong from alice")
 	fmt.Fprintln(stdin, "/quit")
 	if err := c.Wait(); err != nil {
 		t.Fatalf("chat exit: %v", err)
@@ -260,8 +282,15 @@ func TestBadInputExitCodes(t *testing.T) {
 		{bob, []string{"accept", inv[:len(inv)-10]}, 1, "invite"},
 		{bob, []string{"--window", "-3", "read"}, 2, "--window"},
 		{bob, []string{"bogus"}, 2, "unknown command"},
+		{bob, []string{"device", "lnk"}, 2, `unknown command "lnk" for "deaddrop device"`},
+		{bob, []string{"device"}, 2, "needs a subcommand"},
+		{bob, []string{"history", "alice", "--since", "-1h"}, 2, "negative"},
+		{bob, []string{"history", "alice", "--since", "soon"}, 2, "want e.g. 1d"},
+		{bob, []string{"history", "alice", "--limit", "-1"}, 2, "--limit"},
+		{alice, []string{"invite", "dave", "--ttl", "-1d"}, 2, "negative"},
+		{alice, []string{"invite", "dave", "--ttl", "0"}, 2, "--ttl must be positive"},
 		{&user{t: t, home: t.TempDir()}, []string{"read"}, 1, "no account"},
-		{alice, []string{"--store", "nosuch:x", "read"}, 1, "unknown kind"},
+		{alice, []string{"--store", "nosuch:x", "read"}, 1, "unknown store kind"},
 	}
 	for _, c := range cases {
 		_, errs, code := c.u.run(c.args...)

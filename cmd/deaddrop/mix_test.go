@@ -41,7 +41,7 @@ func TestMixEndToEnd(t *testing.T) {
 			role, args = "gateway", []string{"--store", "swarm:" + seen.url}
 		}
 		args = append(args, "mix", role, "--config", filepath.Join(netDir, name+".json"), "--topology", topo, "--directory-key", key)
-		cmd := daemon(t, args...)
+		cmd := background(t, args...)
 		if name == "gateway" {
 			gateway = cmd
 		}
@@ -74,7 +74,7 @@ func TestMixEndToEnd(t *testing.T) {
 		!strings.Contains(errs, "only message chunks, not files") || !strings.Contains(errs, "reveal your node") {
 		t.Fatalf("file through the mix: exit %d, %q", code, errs)
 	}
-	if out := withMix(alice, "read"); !strings.Contains(out, "bob read 50 of your messages") {
+	if out := withMix(alice, "read"); !strings.Contains(out, "delivered to bob: 50 messages") {
 		t.Fatalf("alice's receipts: %q", out)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(dir, "unused-store")); len(entries) > 1 {
@@ -101,8 +101,8 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// daemon starts a long-running deaddrop process, stopped at the end.
-func daemon(t *testing.T, args ...string) *exec.Cmd {
+// background starts a long-running deaddrop process, stopped at the end.
+func background(t *testing.T, args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, args...)
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "daemon.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf

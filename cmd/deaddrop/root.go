@@ -26,6 +26,7 @@ type cli struct {
 	mixKey    string
 	unpinned  bool // --insecure-unpinned-topology
 	noHistory bool
+	json      bool // --json, on listing commands
 }
 
 func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
@@ -33,6 +34,7 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "deaddrop",
 		Short:         "End-to-end encrypted chat over decentralized storage, for when the other side is offline",
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -41,6 +43,13 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
+	var quiet bool
+	pf.BoolVarP(&quiet, "quiet", "q", false, "print results and errors only (no hints, progress or warnings)")
+	root.PersistentPreRun = func(*cobra.Command, []string) {
+		if quiet {
+			c.err = io.Discard
+		}
+	}
 	pf.StringVar(&c.home, "home", defaultHome(), "account directory ($DEADDROP_HOME)")
 	pf.StringVar(&c.store, "store", "", "store: embedded:<dir>, swarm:<Bee API URL> or ipfs:<Kubo RPC URL> (default: the account's)")
 	pf.IntVar(&c.window, "window", 0, "catch-up window: slots fetched in parallel (default 64)")
@@ -49,8 +58,34 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	pf.BoolVar(&c.unpinned, "insecure-unpinned-topology", false, "accept a mix topology signed by whatever key it names (tests only: whoever can write the file picks your route)")
 	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.saveCmd(), c.readCmd(),
 		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd(), c.restoreCmd(), c.deviceCmd(), c.mixCmd(),
-		c.keepCmd(), c.keeperCmd(), c.postageCmd())
+		c.keepCmd(), c.keeperCmd(), c.postageCmd(), c.daemonCmd(), c.readReceiptsCmd())
+	requireSubcommand(root)
 	return root
+}
+
+// requireSubcommand makes every command that only groups others (device,
+// mix, keeper…) fail as a usage error when called with an unknown
+// subcommand or none: cobra would print its help and exit 0, so a typo such
+// as 'device lnk' looked like success.
+func requireSubcommand(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		requireSubcommand(sub)
+	}
+	if cmd.Runnable() || !cmd.HasSubCommands() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if len(a) == 0 {
+			cmd.Help()
+			return usageError{fmt.Errorf("%s needs a subcommand", cmd.CommandPath())}
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", a[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(a[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return usageError{errors.New(msg)}
+	}
 }
 
 func defaultHome() string {

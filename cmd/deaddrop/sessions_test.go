@@ -45,5 +45,5 @@ func TestDeviceSessionsAreNotContacts(t *testing.T) {
 		}
 	}
 	// The laptop's message, read by bob, is read on the first device too.
-	expect(t, alice1.ok("history", "bob"), "me → bob: from the laptop  (read)")
+	expect(t, alice1.ok("history", "bob"), "me → bob: from the laptop  (delivered)")
 }

@@ -55,7 +55,7 @@ func TestSwarmNetworkEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.ok("read")
-	if n := strings.Count(alice.ok("history", "bob"), "(read)"); n != 51 {
+	if n := strings.Count(alice.ok("history", "bob"), "(delivered)"); n != 51 {
 		t.Fatalf("alice sees %d of 51 messages read", n)
 	}
 	keepOnSwarm(t, alice, "swarm:"+net.Nodes[2].URL)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/deaddrop/deaddrop/feed"
 	"math"
 	"math/big"
 	"net/http"
@@ -176,23 +177,7 @@ func (s *Store) chainPrice(ctx context.Context) (*big.Int, error) {
 }
 
 // BatchStatus is the state of the postage batch a Store stamps with.
-type BatchStatus struct {
-	ID string
-	// TTL is how long the batch (and so every chunk it stamped) lives at
-	// the current price.
-	TTL time.Duration
-	// Utilization is the fill of the batch's fullest bucket and
-	// BucketCapacity that bucket's size: uploads fail (immutable) or
-	// overwrite old chunks (mutable) when it is full.
-	Utilization, BucketCapacity uint32
-	Depth, BucketDepth          uint8
-	// Amount is the batch's value per chunk (PLUR), as Bee reports it.
-	Amount string
-	Usable bool
-}
-
-// Full reports whether the fullest bucket has no room left.
-func (b BatchStatus) Full() bool { return b.Utilization >= b.BucketCapacity }
+type BatchStatus = feed.BatchStatus
 
 // BatchStatus reports the batch this store stamps with.
 func (s *Store) BatchStatus(ctx context.Context) (BatchStatus, error) {

@@ -1,0 +1,403 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/internal/duration"
+)
+
+// Error is a JSON-RPC error object.
+type Error struct {
+	Code    int        `json:"code"`
+	Message string     `json:"message"`
+	Data    *ErrorData `json:"data,omitempty"`
+}
+
+// ErrorData says which error it was, as a stable word.
+type ErrorData struct {
+	Reason string `json:"reason"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error codes: JSON-RPC 2.0's, then this daemon's (-32000 to -32099, the
+// range the specification leaves to implementations).
+const (
+	CodeParse          = -32700
+	CodeInvalidRequest = -32600
+	CodeMethodNotFound = -32601
+	CodeInvalidParams  = -32602
+	CodeInternal       = -32603
+
+	CodeUnknownContact = -32001 // data.reason "unknownContact"
+	CodeNameInUse      = -32002 // "nameInUse"
+	CodeBadInvite      = -32003 // "inviteUsed", "inviteTaken", "badInvite"
+	CodeBadMessage     = -32004 // "emptyMessage", "messageTooLarge", "clientIdReused"
+	CodeUnavailable    = -32005 // "storeUnavailable": the store does not answer (retry later)
+	CodeNotPermitted   = -32006 // "noHistory", "noAccountKey", "deviceRemoved"
+)
+
+// toError maps an error from the root package to a JSON-RPC error.
+func toError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	for _, m := range []struct {
+		target error
+		code   int
+		reason string
+	}{
+		{deaddrop.ErrUnknownContact, CodeUnknownContact, "unknownContact"},
+		{deaddrop.ErrNameInUse, CodeNameInUse, "nameInUse"},
+		{deaddrop.ErrInviteUsed, CodeBadInvite, "inviteUsed"},
+		{deaddrop.ErrInviteTaken, CodeBadInvite, "inviteTaken"},
+		{deaddrop.ErrEmptyMessage, CodeBadMessage, "emptyMessage"},
+		{deaddrop.ErrMessageTooLarge, CodeBadMessage, "messageTooLarge"},
+		{deaddrop.ErrClientIDReused, CodeBadMessage, "clientIdReused"},
+		{feed.ErrUnavailable, CodeUnavailable, "storeUnavailable"},
+		{deaddrop.ErrNoHistory, CodeNotPermitted, "noHistory"},
+		{deaddrop.ErrNoAccountKey, CodeNotPermitted, "noAccountKey"},
+		{deaddrop.ErrDeviceRemoved, CodeNotPermitted, "deviceRemoved"},
+	} {
+		if errors.Is(err, m.target) {
+			return &Error{Code: m.code, Message: err.Error(), Data: &ErrorData{Reason: m.reason}}
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Code: CodeInternal, Message: err.Error(), Data: &ErrorData{Reason: "cancelled"}}
+	}
+	return &Error{Code: CodeInternal, Message: err.Error(), Data: &ErrorData{Reason: "internal"}}
+}
+
+func invalidParams(format string, a ...any) *Error {
+	return &Error{Code: CodeInvalidParams, Message: "invalid params: " + fmt.Sprintf(format, a...), Data: &ErrorData{Reason: "invalidParams"}}
+}
+
+// params decodes a method's params (an object; absent: the zero value),
+// refusing unknown fields so that a typo is not silently ignored.
+func params(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return invalidParams("%v", err)
+	}
+	return nil
+}
+
+func need(field, v string) error {
+	if v == "" {
+		return invalidParams("%s is required", field)
+	}
+	return nil
+}
+
+// timeParam parses since/until: an RFC 3339 time, or a duration ago.
+func timeParam(name, s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := duration.Parse(s)
+	if err != nil {
+		return time.Time{}, invalidParams("%s: %v (or an RFC 3339 time)", name, err)
+	}
+	return now.Add(-d), nil
+}
+
+// call runs one method.
+func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	switch method {
+	case "health":
+		if err := params(raw, &struct{}{}); err != nil {
+			return nil, err
+		}
+		return Health{OK: true, Account: cl.Name(), Fingerprint: cl.Fingerprint(), Device: cl.DeviceID(), Store: cl.Store(), Version: c.s.opts.Version}, nil
+
+	case "send":
+		var p struct {
+			Contact  string `json:"contact"`
+			Body     string `json:"body"`
+			ClientID string `json:"clientId"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if err := need("contact", p.Contact); err != nil {
+			return nil, err
+		}
+		m, err := cl.SendWith(ctx, p.Contact, p.Body, deaddrop.SendOptions{ClientID: p.ClientID})
+		if errors.Is(err, deaddrop.ErrNotStored) {
+			return SendResult{Message: FromMessage(m), Queued: true, Warning: err.Error()}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		res := SendResult{Message: FromMessage(m)}
+		if _, err := cl.Keep(ctx, true); err != nil {
+			res.Warning = "keepers not updated (retried on every read): " + err.Error()
+		}
+		return res, nil
+
+	case "read":
+		var p struct {
+			Contact string `json:"contact"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		var only []string
+		if p.Contact != "" {
+			only = []string{p.Contact}
+		}
+		res, rerr := cl.Receive(ctx, nil)
+		out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
+		if res != nil {
+			out.Joined = append(out.Joined, res.Joined...)
+			out.Delivered = FromMessages(res.Read)
+			for _, pr := range res.Problems {
+				out.Problems = append(out.Problems, pr.Error())
+			}
+		}
+		if rerr != nil {
+			out.StoreError = rerr.Error()
+		}
+		msgs, err := cl.Unseen(only...)
+		if err != nil {
+			return nil, err
+		}
+		if err := cl.MarkSeen(msgs); err != nil {
+			return nil, err
+		}
+		out.Messages = FromMessages(msgs)
+		return out, nil
+
+	case "receive":
+		// One poll and republish, marking nothing seen: for clients that
+		// follow changes (read marks what it returns as seen).
+		if err := params(raw, &struct{}{}); err != nil {
+			return nil, err
+		}
+		res, rerr := cl.Receive(ctx, nil)
+		out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
+		if res != nil {
+			out.Joined = append(out.Joined, res.Joined...)
+			out.Messages = FromMessages(res.New)
+			out.Delivered = FromMessages(res.Read)
+			for _, pr := range res.Problems {
+				out.Problems = append(out.Problems, pr.Error())
+			}
+		}
+		if rerr != nil {
+			out.StoreError = rerr.Error()
+		}
+		return out, nil
+
+	case "history":
+		var p struct {
+			Contact string `json:"contact"`
+			Since   string `json:"since"`
+			Until   string `json:"until"`
+			Limit   int    `json:"limit"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if err := need("contact", p.Contact); err != nil {
+			return nil, err
+		}
+		if p.Limit < 0 {
+			return nil, invalidParams("limit is negative")
+		}
+		now := time.Now()
+		q := deaddrop.Query{Limit: p.Limit}
+		var err error
+		if q.Since, err = timeParam("since", p.Since, now); err != nil {
+			return nil, err
+		}
+		if q.Until, err = timeParam("until", p.Until, now); err != nil {
+			return nil, err
+		}
+		msgs, err := cl.History(p.Contact, q)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"messages": FromMessages(msgs)}, nil
+
+	case "contacts":
+		if err := params(raw, &struct{}{}); err != nil {
+			return nil, err
+		}
+		cs, err := cl.Contacts()
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"contacts": FromContacts(cs)}, nil
+
+	case "invite":
+		var p struct {
+			Name string `json:"name"`
+			TTL  string `json:"ttl"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if err := need("name", p.Name); err != nil {
+			return nil, err
+		}
+		var ttl time.Duration
+		if p.TTL != "" {
+			d, err := duration.Parse(p.TTL)
+			if err != nil || d == 0 {
+				return nil, invalidParams("ttl: want a positive duration such as 1d or 36h")
+			}
+			ttl = d
+		}
+		text, err := cl.InviteFor(p.Name, ttl)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"invite": text, "name": p.Name}, nil
+
+	case "invites":
+		if err := params(raw, &struct{}{}); err != nil {
+			return nil, err
+		}
+		is, err := cl.PendingInvites()
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"invites": FromInvites(is)}, nil
+
+	case "cancelInvite":
+		var p struct {
+			Name string `json:"name"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if err := need("name", p.Name); err != nil {
+			return nil, err
+		}
+		return nil, cl.CancelInvite(p.Name)
+
+	case "accept":
+		var p struct {
+			Invite string `json:"invite"`
+			Name   string `json:"name"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if err := need("invite", p.Invite); err != nil {
+			return nil, err
+		}
+		name, err := cl.Accept(ctx, strings.TrimSpace(p.Invite), p.Name)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"contact": name}, nil
+
+	case "devices":
+		if err := params(raw, &struct{}{}); err != nil {
+			return nil, err
+		}
+		ds, v, err := cl.Devices()
+		if err != nil {
+			return nil, err
+		}
+		return FromDevices(ds, v), nil
+
+	case "changes":
+		var p struct {
+			After  uint64 `json:"after"`
+			Limit  int    `json:"limit"`
+			Latest bool   `json:"latest"` // only the current cursor
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if p.Limit < 0 {
+			return nil, invalidParams("limit is negative")
+		}
+		if p.Latest {
+			n, err := cl.LastChange()
+			if err != nil {
+				return nil, err
+			}
+			return ChangesResult{Changes: []Change{}, Cursor: n}, nil
+		}
+		chs, next, err := cl.Changes(p.After, p.Limit)
+		if err != nil {
+			return nil, err
+		}
+		out := ChangesResult{Changes: make([]Change, 0, len(chs)), Cursor: next}
+		for _, ch := range chs {
+			out.Changes = append(out.Changes, Change{Cursor: ch.Cursor, Message: FromMessage(ch.Message)})
+		}
+		return out, nil
+
+	case "settings":
+		var p struct {
+			ReadReceipts *bool `json:"readReceipts"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if p.ReadReceipts != nil {
+			if err := cl.SetReadReceipts(*p.ReadReceipts); err != nil {
+				return nil, err
+			}
+		}
+		on, err := cl.ReadReceipts()
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"readReceipts": on}, nil
+
+	case "subscribe":
+		var p struct {
+			Contacts []string `json:"contacts"`
+			Every    string   `json:"every"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		opts := deaddrop.WatchOptions{Contacts: p.Contacts}
+		if p.Every != "" {
+			d, err := duration.Parse(p.Every)
+			if err != nil || d < minEvery {
+				return nil, invalidParams("every: want a duration of at least %v", minEvery)
+			}
+			opts.Every = d
+		}
+		return map[string]any{"subscription": c.subscribe(wg, opts)}, nil
+
+	case "unsubscribe":
+		var p struct {
+			Subscription int64 `json:"subscription"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if !c.unsubscribe(p.Subscription) {
+			return nil, invalidParams("no subscription %d on this connection", p.Subscription)
+		}
+		return nil, nil
+	}
+	return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + method, Data: &ErrorData{Reason: "methodNotFound"}}
+}

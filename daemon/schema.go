@@ -1,0 +1,181 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/deaddrop/deaddrop"
+)
+
+// The JSON schema shared by the daemon's results and the CLI's --json
+// output (docs/cli.md). Field names are camelCase; times are RFC 3339;
+// enums are lower-case words. Fields are only ever added.
+
+// Message is one message.
+type Message struct {
+	ID        string     `json:"id"` // the same on every device of both parties
+	Contact   string     `json:"contact"`
+	Direction string     `json:"direction"` // "incoming" or "outgoing"
+	State     string     `json:"state"`     // "queued", "stored", "delivered", "read" (outgoing); "received" (incoming)
+	Body      string     `json:"body"`
+	Sent      time.Time  `json:"sent"`               // the sender's clock
+	Received  *time.Time `json:"received,omitempty"` // our clock, incoming only
+	Seen      bool       `json:"seen"`
+	Local     uint64     `json:"local"` // position in this device's history of the conversation
+}
+
+// FromMessage converts a root-package message.
+func FromMessage(m deaddrop.Message) Message {
+	out := Message{ID: m.ID, Contact: m.Contact, Direction: m.Dir.String(), State: m.State.String(),
+		Body: m.Body, Sent: m.Sent.UTC(), Seen: m.Seen, Local: m.Local}
+	if !m.Received.IsZero() {
+		r := m.Received.UTC()
+		out.Received = &r
+	}
+	return out
+}
+
+// FromMessages converts a list (never nil: an empty list is []).
+func FromMessages(ms []deaddrop.Message) []Message {
+	out := make([]Message, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, FromMessage(m))
+	}
+	return out
+}
+
+// Contact is one contact.
+type Contact struct {
+	Name           string    `json:"name"`
+	Fingerprint    string    `json:"fingerprint"`
+	Sessions       int       `json:"sessions"` // one per device of theirs
+	Unacknowledged int       `json:"unacknowledged"`
+	Created        time.Time `json:"created"`
+}
+
+// FromContacts converts a list.
+func FromContacts(cs []deaddrop.Contact) []Contact {
+	out := make([]Contact, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, Contact{Name: c.Name, Fingerprint: c.Fingerprint, Sessions: c.Sessions, Unacknowledged: c.Outbox, Created: c.Created.UTC()})
+	}
+	return out
+}
+
+// Device is one device of the account.
+type Device struct {
+	ID    string    `json:"id"`
+	Name  string    `json:"name"`
+	Added time.Time `json:"added"`
+	This  bool      `json:"this"` // the device answering
+}
+
+// Devices is the account's device list.
+type Devices struct {
+	Version uint64   `json:"version"`
+	Devices []Device `json:"devices"`
+}
+
+// FromDevices converts a list.
+func FromDevices(ds []deaddrop.DeviceInfo, version uint64) Devices {
+	out := Devices{Version: version, Devices: make([]Device, 0, len(ds))}
+	for _, d := range ds {
+		out.Devices = append(out.Devices, Device{ID: d.ID, Name: d.Name, Added: d.Added.UTC(), This: d.This})
+	}
+	return out
+}
+
+// Invite is a pending invite.
+type Invite struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+// FromInvites converts a list.
+func FromInvites(is []deaddrop.PendingInvite) []Invite {
+	out := make([]Invite, 0, len(is))
+	for _, i := range is {
+		out = append(out, Invite{Name: i.Label, Created: i.Created.UTC(), Expires: i.Expires.UTC()})
+	}
+	return out
+}
+
+// Event is one event of a subscription (the params of an "event"
+// notification).
+type Event struct {
+	Subscription int64    `json:"subscription"`
+	Kind         string   `json:"kind"` // "message", "delivered", "read", "joined", "problem", "storeError"
+	Contact      string   `json:"contact,omitempty"`
+	Message      *Message `json:"message,omitempty"`
+	Error        string   `json:"error,omitempty"`
+}
+
+func fromEvent(sub int64, e deaddrop.Event) Event {
+	out := Event{Subscription: sub, Contact: e.Contact}
+	switch e.Kind {
+	case deaddrop.EventMessage:
+		out.Kind = "message"
+	case deaddrop.EventDelivered:
+		out.Kind = "delivered"
+	case deaddrop.EventJoined:
+		out.Kind = "joined"
+	case deaddrop.EventProblem:
+		out.Kind = "problem"
+	case deaddrop.EventStoreError:
+		out.Kind = "storeError"
+	case deaddrop.EventReadByContact:
+		out.Kind = "read"
+	default:
+		out.Kind = e.Kind.String()
+	}
+	if e.Kind == deaddrop.EventMessage || e.Kind == deaddrop.EventDelivered || e.Kind == deaddrop.EventReadByContact {
+		m := FromMessage(e.Message)
+		out.Message = &m
+	}
+	if e.Err != nil {
+		out.Error = e.Err.Error()
+	}
+	return out
+}
+
+// ReadResult is what read returns: the new messages, shown once.
+type ReadResult struct {
+	Messages  []Message `json:"messages"`
+	Joined    []string  `json:"joined"`
+	Delivered []Message `json:"delivered"` // our messages the contact's device newly acknowledged
+	Problems  []string  `json:"problems"`
+	// StoreError says what could not be fetched or republished (retried at
+	// the next read); the messages listed are still right.
+	StoreError string `json:"storeError,omitempty"`
+}
+
+// SendResult is what send returns.
+type SendResult struct {
+	Message Message `json:"message"`
+	// Queued: committed, and sent later (the store did not accept it yet).
+	Queued  bool   `json:"queued"`
+	Warning string `json:"warning,omitempty"`
+}
+
+// Health is what health returns.
+type Health struct {
+	OK          bool   `json:"ok"`
+	Account     string `json:"account"`
+	Fingerprint string `json:"fingerprint"`
+	Device      string `json:"device"`
+	Store       string `json:"store"`
+	Version     string `json:"version"`
+}
+
+// Change is one entry of the change feed: a message that entered the
+// history or changed (stored, delivered, seen), as it stands now.
+type Change struct {
+	Cursor  uint64  `json:"cursor"`
+	Message Message `json:"message"`
+}
+
+// ChangesResult is what changes returns: pass Cursor as after next time.
+type ChangesResult struct {
+	Changes []Change `json:"changes"`
+	Cursor  uint64   `json:"cursor"`
+}
