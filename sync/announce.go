@@ -79,6 +79,7 @@ func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
 			return err
 		}
 	}
+	conv.metaOK = conv.Unverified // the caller, which holds the live session, opens the gate
 	return saveContact(tx, c)
 }
 
@@ -276,13 +277,8 @@ func (a *Account) acceptDeviceInvite(ctx context.Context, contact, from, text st
 		if err != nil {
 			return err
 		}
-		pa, _ := c.peerAccount()
-		l, err := verifyList(c.PeerList, pa)
-		if err != nil {
-			return err
-		}
-		if d := l.find(from); d == nil || !bytes.Equal(d.Identity, inv.Inviter.Bytes()) {
-			return fmt.Errorf("device invite from %s, which %s's device list does not vouch for", from, contact)
+		if err := bindDevice(c, from, inv.Inviter); err != nil {
+			return fmt.Errorf("device invite from %s: %w", from, err)
 		}
 		if tx.Bucket(bucketAccepted).Get(id[:]) != nil || tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
 			return nil // accepted before
@@ -298,7 +294,8 @@ func (a *Account) acceptDeviceInvite(ctx context.Context, contact, from, text st
 		if err != nil {
 			return err
 		}
-		conv := &convRecord{Name: name, Contact: contact, PeerDevice: from, NextSeq: 1, Created: now, InviteID: id[:], contact: c}
+		conv := &convRecord{Name: name, Contact: contact, PeerDevice: from, NextSeq: 1, Created: now, InviteID: id[:],
+			Unverified: true, contact: c}
 		if outs, err = a.startSession(tx, conv, sess, c, true); err != nil {
 			return err
 		}

@@ -126,7 +126,7 @@ func sessionsOf(tx *bolt.Tx, contact string) ([]*convRecord, error) {
 // dropSession forgets a session and everything queued on it: used when the
 // peer device it leads to is removed from their account.
 func dropSession(tx *bolt.Tx, name string) error {
-	for _, b := range [][]byte{bucketOutbox, bucketOutIndex, bucketHeld} {
+	for _, b := range [][]byte{bucketOutbox, bucketOutIndex, bucketHeld, bucketGated} {
 		bk := tx.Bucket(b)
 		p := contactPrefix(name)
 		c := bk.Cursor()

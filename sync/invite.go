@@ -322,6 +322,9 @@ func (a *Account) startSession(tx *bolt.Tx, c *convRecord, sess *ratchet.Session
 		return nil, err
 	}
 	outs = append(outs, out)
+	if c.Unverified {
+		return outs, saveConv(tx, c, sess) // what waits goes out when its meta verifies (openGate)
+	}
 	waiting, err := a.queueWaiting(tx, c, sess)
 	if err != nil {
 		return nil, err
@@ -437,9 +440,30 @@ func (a *Account) pollInvites(ctx context.Context, get fetcher, res *PollResult)
 // that name meanwhile (renamed says so).
 func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *ratchet.PendingInvite, chunk []byte) (name string, renamed bool, err error) {
 	now := a.opts.Now()
-	sess, _, peerName, pt, err := ratchet.AcceptInit(a.id, p, chunk, now)
+	sess, peer, peerName, pt, err := ratchet.AcceptInit(a.id, p, chunk, now)
 	if err != nil {
 		return "", false, err
+	}
+	if rec.Contact != "" {
+		// A device invite: whoever could read the announcement feed could
+		// have taken it. The joiner must be the device the contact's signed
+		// list names, or nothing is made of it.
+		var berr error
+		if err := a.db.View(func(tx *bolt.Tx) error {
+			c, err := loadContact(tx, rec.Contact)
+			if err == nil {
+				berr = bindDevice(c, rec.Device, peer)
+			}
+			return err
+		}); err != nil {
+			return "", false, err
+		}
+		if berr != nil {
+			if errors.Is(berr, ErrDeviceImpostor) {
+				berr = errors.Join(berr, a.refuseImpostor(id, rec))
+			}
+			return "", false, berr
+		}
 	}
 	env, err := parseEnvelope(pt)
 	if err != nil {
@@ -478,11 +502,15 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 				return fmt.Errorf("a session named %q already exists", name)
 			}
 			contact, err = loadContact(tx, rec.Contact) // a device invite
+			if err == nil {
+				err = bindDevice(contact, rec.Device, peer) // the list may have changed since
+			}
 		}
 		if err != nil {
 			return err
 		}
-		c := &convRecord{Name: name, Contact: contact.Name, PeerDevice: rec.Device, NextSeq: 1, Created: now, InviteID: id, contact: contact}
+		c := &convRecord{Name: name, Contact: contact.Name, PeerDevice: rec.Device, NextSeq: 1, Created: now, InviteID: id,
+			Unverified: rec.Contact != "", contact: contact}
 		if _, _, err := a.apply(tx, c, env); err != nil {
 			return err
 		}

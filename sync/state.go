@@ -38,9 +38,10 @@ var (
 	bucketUnstored  = []byte("unstored")  // index → nothing: our history blocks the store has not accepted yet
 	bucketWaiting   = []byte("waiting")   // contact\0local → nothing: sent while no session existed
 	bucketAnnounced = []byte("announced") // contact\0index → the chunk we wrote to our announcement feed
+	bucketGated     = []byte("gated")     // session\0local → nothing: sent while that device session was unverified
 	allBuckets      = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
 		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
-		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced}
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced, bucketGated}
 )
 
 // marker is the value of keys whose presence is what counts: not empty,
@@ -77,10 +78,20 @@ type convRecord struct {
 	AckOwed    bool      `json:"ack_owed"`    // we received something that wants an ack
 	Created    time.Time `json:"created"`
 	InviteID   []byte    `json:"invite_id"`
+	// Unverified marks a device session (contact~device) whose peer has not
+	// yet sent a meta message that verifies against the contact's signed
+	// device list: it carries no data in either direction until then (data
+	// from it is dropped, data to it waits in bucketGated). Sessions from
+	// before this field, and first sessions with a person, are never gated.
+	Unverified bool `json:"unverified,omitempty"`
 	// SkippedSeen is when (Unix seconds) each skipped key of the session was
 	// first seen, by its slot's fingerprint: keys older than SkippedKeyTTL
 	// are dropped.
 	SkippedSeen map[string]int64 `json:"skipped_seen,omitempty"`
+
+	// metaOK says that a meta message verified in this transaction on an
+	// unverified session: the catch-up opens its gate (openGate).
+	metaOK bool
 
 	// contact caches the contact's record while a transaction delivers
 	// many messages (decoding it per message was most of a catch-up's

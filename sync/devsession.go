@@ -1,0 +1,163 @@
+package sync
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/deaddrop/deaddrop/ratchet"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Device sessions. A session with another device of a contact (named
+// contact~device) is started by a device invite on an announcement feed,
+// which anyone holding the feed's secret can read: a device the contact (or
+// we) removed, say. So a device session is trusted only as far as the
+// contact's signed device list vouches for it:
+//
+//   - bound: the peer's ratchet identity must be the one the contact's
+//     current signed list gives for the device the session is for, on both
+//     sides (the inviter checks the joiner's identity when the first message
+//     arrives, the joiner the inviter's before it accepts); anything else is
+//     ErrDeviceImpostor and no session is made;
+//   - gated: until the peer's meta message verifies (§10.4), the session
+//     carries no data in either direction: data it brings is dropped and
+//     reported, and data we send waits in bucketGated and goes out, in order,
+//     in the transaction that verifies the meta.
+
+// ErrDeviceImpostor reports a device session whose peer is not the device
+// the contact's signed device list names: someone else (who could read the
+// device invite) took it. No session is made; the invite is withdrawn and a
+// new one is written.
+var ErrDeviceImpostor = errors.New("a device invite was taken by someone who is not the device it was for " +
+	"(whoever did it could read the contact's announcement feed: a removed device, say); no session was made, " +
+	"nothing was sent to it, and a new invite is on its way")
+
+// isDeviceSession tells a session with another device of a contact from the
+// first session with them.
+func isDeviceSession(name string) bool { return name != contactOfSession(name) }
+
+// bindDevice checks that peer is the identity the contact's current signed
+// device list gives for device.
+func bindDevice(c *contactRecord, device string, peer ratchet.PublicIdentity) error {
+	pa, ok := c.peerAccount()
+	if !ok || len(c.PeerList) == 0 {
+		return fmt.Errorf("%w: %s's device list is not known", ErrDeviceImpostor, c.Name)
+	}
+	l, err := verifyList(c.PeerList, pa)
+	if err != nil {
+		return err
+	}
+	d := l.find(device)
+	if d == nil {
+		return fmt.Errorf("%w: %s's device list has no device %s", ErrDeviceImpostor, c.Name, device)
+	}
+	if !bytes.Equal(d.Identity, peer.Bytes()) {
+		listed, _ := ratchet.ParsePublicIdentity(d.Identity) // verifyList checked it
+		return fmt.Errorf("%w: the session's peer is %s, %s's device list gives %s for device %s",
+			ErrDeviceImpostor, peer.Fingerprint(), c.Name, listed.Fingerprint(), device)
+	}
+	return nil
+}
+
+// refuseImpostor withdraws a device invite whose first message came from an
+// impostor, and lets maintainSessions write a new one for the device: its
+// rendezvous slot is taken for good.
+func (a *Account) refuseImpostor(id []byte, rec *inviteRecord) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketInvites).Delete(id); err != nil {
+			return err
+		}
+		c, err := loadContact(tx, rec.Contact)
+		if errors.Is(err, ErrUnknownContact) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c.Invited = slices.DeleteFunc(c.Invited, func(d string) bool { return d == rec.Device })
+		return saveContact(tx, c)
+	})
+}
+
+// gate keeps a data message from the unverified sessions among sessions: it
+// records msg as waiting for each of them and returns the others. When none
+// is left the message also waits for the contact (bucketWaiting), so that it
+// is not lost if every unverified session turns out to be an impostor.
+func gate(tx *bolt.Tx, contact string, sessions []*convRecord, msg *messageRecord) ([]*convRecord, error) {
+	var open []*convRecord
+	for _, s := range sessions {
+		if !s.Unverified {
+			open = append(open, s)
+			continue
+		}
+		if err := tx.Bucket(bucketGated).Put(contactKey(s.Name, msg.Local), marker); err != nil {
+			return nil, err
+		}
+	}
+	if len(open) == 0 {
+		if err := tx.Bucket(bucketWaiting).Put(contactKey(contact, msg.Local), marker); err != nil {
+			return nil, err
+		}
+	}
+	return open, nil
+}
+
+// openGate marks session c verified and queues on it, in the order they were
+// written, the data messages that waited for it and those that waited for
+// any session with the contact. The entries go out with the Poll's other
+// writes (untriedOutbox).
+func (a *Account) openGate(tx *bolt.Tx, c *convRecord, sess *ratchet.Session) error {
+	c.Unverified = false
+	var locals []uint64
+	var keys [][]byte
+	for _, src := range []struct {
+		b      *bolt.Bucket
+		prefix []byte
+	}{{tx.Bucket(bucketGated), contactPrefix(c.Name)}, {tx.Bucket(bucketWaiting), contactPrefix(c.Contact)}} {
+		cur := src.b.Cursor()
+		for k, _ := cur.Seek(src.prefix); k != nil && hasPrefix(k, src.prefix); k, _ = cur.Next() {
+			locals = append(locals, binary.BigEndian.Uint64(k[len(src.prefix):]))
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			if err := src.b.Delete(k); err != nil {
+				return err
+			}
+		}
+		keys = keys[:0]
+	}
+	slices.Sort(locals)
+	locals = slices.Compact(locals)
+	for _, local := range locals {
+		m, err := messageByLocal(tx, c.Contact, local)
+		if err != nil {
+			return err
+		}
+		if _, err := a.queue(tx, c, sess, KindData, []byte(m.Body), m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// untriedOutbox lists the outbox entries never put yet: those a Poll queued
+// inside a catch-up (messages released by openGate), which writeAfterPoll
+// puts with the acks.
+func (a *Account) untriedOutbox() (names []string, outs []*outboxRecord, err error) {
+	err = a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			rec := new(outboxRecord)
+			if err := decodeRecord("outbox entry", v, rec); err != nil {
+				return err
+			}
+			if rec.Attempts == 0 && rec.Kind == KindData {
+				names, outs = append(names, contactOf(k)), append(outs, rec)
+			}
+			return nil
+		})
+	})
+	return names, outs, err
+}
