@@ -23,10 +23,11 @@ import (
 
 // metaBody is the body of a KindMeta message.
 type metaBody struct {
-	Device  string    `json:"device"`  // the sending device's ID
-	Account []byte    `json:"account"` // the sender's account identity
-	Ann     []byte    `json:"ann"`     // the sender's announcement secret for us
-	List    listBytes `json:"list"`    // the sender's signed device list
+	Device   string    `json:"device"`              // the sending device's ID
+	Account  []byte    `json:"account"`             // the sender's account identity
+	Ann      []byte    `json:"ann"`                 // the sender's announcement secret for us
+	List     listBytes `json:"list"`                // the sender's signed device list
+	AnnEpoch uint64    `json:"ann_epoch,omitempty"` // the sender's history epoch Ann is of (rotateAnn)
 }
 
 func (a *Account) metaBody(tx *bolt.Tx, c *contactRecord) ([]byte, error) {
@@ -34,7 +35,7 @@ func (a *Account) metaBody(tx *bolt.Tx, c *contactRecord) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(metaBody{Device: a.device, Account: a.accountPub.Bytes(), Ann: c.MyAnn, List: list})
+	return json.Marshal(metaBody{Device: a.device, Account: a.accountPub.Bytes(), Ann: c.myFeed(), List: list, AnnEpoch: c.AnnEpoch})
 }
 
 // handleMeta learns the peer device's ID, account and announcement feed from
@@ -64,12 +65,12 @@ func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
 		return fmt.Errorf("session is with device %s, message says %s", conv.PeerDevice, m.Device)
 	}
 	conv.PeerDevice = m.Device
-	changed := len(c.PeerAccount) == 0 || len(c.PeerAnn) == 0
+	changed := len(c.PeerAccount) == 0
 	if len(c.PeerAccount) == 0 {
 		c.PeerAccount = m.Account
 	}
-	if len(c.PeerAnn) == 0 {
-		c.PeerAnn = m.Ann
+	if adoptPeerAnn(c, m.Ann, m.AnnEpoch) {
+		changed = true
 	}
 	if err := adoptPeerList(tx, c, m.List, l); err != nil {
 		return err
@@ -103,6 +104,9 @@ func parseMeta(body []byte) (*metaBody, *DeviceList, error) {
 	l, err := verifyList(m.List, account)
 	if err != nil {
 		return nil, nil, err
+	}
+	if m.AnnEpoch > l.Epoch {
+		return nil, nil, fmt.Errorf("announcement secret of epoch %d with a device list of epoch %d", m.AnnEpoch, l.Epoch)
 	}
 	return m, l, nil
 }
@@ -280,15 +284,25 @@ func (a *Account) acceptDeviceInvite(ctx context.Context, contact, from, text st
 		if err := bindDevice(c, from, inv.Inviter); err != nil {
 			return fmt.Errorf("device invite from %s: %w", from, err)
 		}
-		if tx.Bucket(bucketAccepted).Get(id[:]) != nil || tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
+		if tx.Bucket(bucketAccepted).Get(id[:]) != nil {
 			return nil // accepted before
 		}
 		sessions, err := sessionsOf(tx, contact)
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(sessions, func(s *convRecord) bool { return s.PeerDevice == from }) {
-			return nil
+		for _, s := range sessions {
+			if s.PeerDevice != from {
+				continue
+			}
+			if !s.Unverified {
+				return nil
+			}
+			// A session whose inviter never answered (its invite was
+			// withdrawn when the feed rotated): this invite replaces it.
+			if err := dropSession(tx, s.Name); err != nil {
+				return err
+			}
 		}
 		sess, err := ratchet.Accept(a.id, inv, a.name, now, a.opts.Rand)
 		if err != nil {
@@ -335,6 +349,25 @@ func (a *Account) maintainSessions(ctx context.Context, name string) error {
 	})
 	if err != nil {
 		return err
+	}
+	// A removal moved us to a new epoch: move the feed on first, so that
+	// what follows is written where a removed device cannot read it.
+	names, outs, err := a.rotateAnn(name)
+	if err != nil {
+		return err
+	}
+	for i, out := range outs {
+		a.put(ctx, names[i], out) // a failure leaves it queued
+	}
+	if len(outs) > 0 || c.AnnEpoch < a.annEpoch() {
+		if err := a.db.View(func(tx *bolt.Tx) (err error) {
+			if c, err = loadContact(tx, name); err == nil {
+				wanted, err = a.devicesToInvite(tx, c)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
 	}
 	if c.AnnSent < mine.Version {
 		if err := a.writeAnn(ctx, name, &annEntry{List: signed}, func(c *contactRecord) { c.AnnSent = mine.Version }); err != nil {
@@ -415,7 +448,7 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 	// different chunk in a used slot (Swarm may keep either), so look first.
 	i := c.AnnWrite
 	for ; ; i++ {
-		_, err := a.tr.Get(ctx, annSlot(c.MyAnn, i))
+		_, err := a.tr.Get(ctx, annSlot(c.myFeed(), i))
 		if errors.Is(err, feed.ErrNotFound) {
 			break
 		}
@@ -423,11 +456,11 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 			return err
 		}
 	}
-	chunk, err := sealContent(secretKey("announce", c.MyAnn), annAD(i), content, a.opts.Rand)
+	chunk, err := sealContent(secretKey("announce", c.myFeed()), annAD(i), content, a.opts.Rand)
 	if err != nil {
 		return err
 	}
-	if err := a.tr.Put(ctx, annSlot(c.MyAnn, i), chunk); err != nil {
+	if err := a.tr.Put(ctx, annSlot(c.myFeed(), i), chunk); err != nil {
 		return err
 	}
 	return a.db.Update(func(tx *bolt.Tx) error {

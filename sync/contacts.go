@@ -26,6 +26,25 @@ type contactRecord struct {
 	AnnWrite    uint64    `json:"ann_write"`              // no index of ours below is free
 	AnnSent     uint64    `json:"ann_sent"`               // version of our device list announced
 	Invited     []string  `json:"invited,omitempty"`      // their devices we sent a device invite
+	// AnnEpoch is our history epoch whose announcement feed to them we
+	// write (AnnWrite, AnnSent, Invited and the announced chunks are of that
+	// feed), and MyAnnCur its secret (annFeedSecret; empty in epoch 0, whose
+	// secret is MyAnn itself).
+	AnnEpoch uint64 `json:"ann_epoch,omitempty"`
+	MyAnnCur []byte `json:"my_ann_cur,omitempty"`
+	// PeerAnnEpoch is the history epoch of the contact's device list in the
+	// meta message that gave PeerAnn: only a meta with a newer epoch's list
+	// replaces it (the contact rotated the feed after removing a device).
+	PeerAnnEpoch uint64 `json:"peer_ann_epoch,omitempty"`
+}
+
+// myFeed returns the secret of the announcement feed we write to this
+// contact now.
+func (c *contactRecord) myFeed() []byte {
+	if len(c.MyAnnCur) != 0 {
+		return c.MyAnnCur
+	}
+	return c.MyAnn
 }
 
 func (c *contactRecord) validate() error {
@@ -38,6 +57,8 @@ func (c *contactRecord) validate() error {
 		return fmt.Errorf("announcement secret of %d bytes", len(c.MyAnn))
 	case len(c.PeerAnn) != 0 && len(c.PeerAnn) != 32:
 		return fmt.Errorf("peer announcement secret of %d bytes", len(c.PeerAnn))
+	case len(c.MyAnnCur) != 0 && len(c.MyAnnCur) != 32:
+		return fmt.Errorf("current announcement secret of %d bytes", len(c.MyAnnCur))
 	case len(c.PeerAccount) != 0 && len(c.PeerAccount) != 64:
 		return fmt.Errorf("peer account identity of %d bytes", len(c.PeerAccount))
 	}

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -160,4 +161,136 @@ func (a *Account) untriedOutbox() (names []string, outs []*outboxRecord, err err
 		})
 	})
 	return names, outs, err
+}
+
+// Announcement feed rotation. Device invites travel on announcement feeds,
+// and a device we remove keeps the secrets of our feeds. So the secret we
+// write with moves on with our history epoch, which starts anew at every
+// removal and whose key the removed device never learns (§10.6):
+//
+//	secret_e = MyAnn for e = 0, else
+//	SHA-256("deaddrop announce secret v1" 0x00 ‖ MyAnn ‖ u64(e) ‖ HK_e)
+//
+// Every remaining device of ours computes the same secret_e on its own (it
+// knows MyAnn from the log and HK_e from the list that starts the epoch), so
+// they agree without talking. The contact's devices learn it from the meta
+// message each of our devices sends on each of its sessions with them when
+// it moves to the epoch (rotateAnn); the meta's "ann_epoch" orders the
+// secrets, and an epoch beyond the one of the signed list in the same meta
+// is refused, so a removed device (which holds only older lists) cannot
+// point a contact at a feed of its own.
+
+func annFeedSecret(base []byte, e uint64, key [32]byte) []byte {
+	if e == 0 {
+		return nil // MyAnn itself
+	}
+	h := sha256.New()
+	h.Write([]byte("deaddrop announce secret v1\x00"))
+	h.Write(base)
+	h.Write(u64(e))
+	h.Write(key[:])
+	return h.Sum(nil)
+}
+
+// adoptPeerAnn takes the announcement secret of a verified meta message if
+// it is the first we learn or of a newer epoch than the one we read; it says
+// whether anything changed. Reading starts over at index 0 of a new feed.
+func adoptPeerAnn(c *contactRecord, ann []byte, epoch uint64) bool {
+	switch {
+	case len(c.PeerAnn) == 0:
+		c.PeerAnn, c.PeerAnnEpoch, c.AnnRead = ann, epoch, 0
+		return true
+	case epoch <= c.PeerAnnEpoch:
+		return false
+	case !bytes.Equal(c.PeerAnn, ann):
+		c.AnnRead = 0
+	}
+	c.PeerAnn, c.PeerAnnEpoch = ann, epoch
+	return true
+}
+
+// rotateAnn moves our announcement feed to a contact on to our current
+// history epoch, if it is behind: the new feed starts empty (our list is
+// announced there again, and the device invites still unanswered are
+// withdrawn and written there anew), and a meta message with the new secret
+// goes on every session with the contact. It returns the metas to put.
+func (a *Account) rotateAnn(name string) (sessions []string, outs []*outboxRecord, err error) {
+	e, key := a.epochKeys().current()
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		sessions, outs = nil, nil
+		c, err := loadContact(tx, name)
+		if err != nil || c.AnnEpoch >= e {
+			return err
+		}
+		c.AnnEpoch, c.MyAnnCur = e, annFeedSecret(c.MyAnn, e, key)
+		c.AnnWrite, c.AnnSent = 0, 0
+		if err := deletePrefix(tx.Bucket(bucketAnnounced), contactPrefix(name)); err != nil {
+			return err
+		}
+		convs, err := sessionsOf(tx, name)
+		if err != nil {
+			return err
+		}
+		// Invites on the old feed that nobody answered yet: the contact's
+		// devices now read the new one.
+		c.Invited = slices.DeleteFunc(c.Invited, func(d string) bool {
+			return !slices.ContainsFunc(convs, func(s *convRecord) bool { return s.PeerDevice == d })
+		})
+		if err := dropDeviceInvites(tx, name, c.Invited); err != nil {
+			return err
+		}
+		if err := saveContact(tx, c); err != nil {
+			return err
+		}
+		for _, conv := range convs {
+			conv.contact = c
+			s, err := loadSession(conv)
+			if err != nil {
+				return err
+			}
+			meta, err := a.metaBody(tx, c)
+			if err != nil {
+				return err
+			}
+			out, err := a.queue(tx, conv, s, KindMeta, meta, nil)
+			if err != nil {
+				return err
+			}
+			if err := saveConv(tx, conv, s); err != nil {
+				return err
+			}
+			sessions, outs = append(sessions, conv.Name), append(outs, out)
+		}
+		return nil
+	})
+	return sessions, outs, err
+}
+
+// dropDeviceInvites withdraws our pending device invites to a contact's
+// devices, except those for the devices in keep.
+func dropDeviceInvites(tx *bolt.Tx, contact string, keep []string) error {
+	b := tx.Bucket(bucketInvites)
+	var ids [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		r := new(inviteRecord)
+		if err := decodeRecord("invite", v, r); err != nil {
+			return err
+		}
+		if r.Contact == contact && !slices.Contains(keep, r.Device) {
+			ids = append(ids, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	for _, id := range ids {
+		if err == nil {
+			err = b.Delete(id)
+		}
+	}
+	return err
+}
+
+// annEpoch is the epoch our announcement feeds should be in.
+func (a *Account) annEpoch() uint64 {
+	e, _ := a.epochKeys().current()
+	return e
 }

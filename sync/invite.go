@@ -498,8 +498,17 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 			renamed = name != rec.Label && rec.Label != ""
 			contact, err = a.newContact(tx, name, now)
 		} else {
-			if tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
-				return fmt.Errorf("a session named %q already exists", name)
+			if old, err := loadConv(tx, name); err == nil {
+				if !old.Unverified {
+					return fmt.Errorf("a session named %q already exists", name)
+				}
+				// Never verified (its peer accepted an invite of ours that
+				// a feed rotation withdrew): this one replaces it.
+				if err := dropSession(tx, name); err != nil {
+					return err
+				}
+			} else if !errors.Is(err, ErrUnknownContact) {
+				return err
 			}
 			contact, err = loadContact(tx, rec.Contact) // a device invite
 			if err == nil {

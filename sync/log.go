@@ -35,6 +35,7 @@ type logEntry struct {
 	MyAnn       []byte    `json:"my_ann,omitempty"`
 	PeerAnn     []byte    `json:"peer_ann,omitempty"`
 	PeerAccount []byte    `json:"peer_account,omitempty"`
+	PeerAnnEp   uint64    `json:"peer_ann_epoch,omitempty"` // the contact's epoch PeerAnn is of (§10.4 rotation)
 
 	// msg and state
 	Origin   []byte       `json:"o,omitempty"`
@@ -69,7 +70,7 @@ func (e *logEntry) validate() error {
 }
 
 func contactEntry(c *contactRecord) *logEntry {
-	return &logEntry{Type: "contact", Contact: c.Name, Created: c.Created, MyAnn: c.MyAnn, PeerAnn: c.PeerAnn, PeerAccount: c.PeerAccount}
+	return &logEntry{Type: "contact", Contact: c.Name, Created: c.Created, MyAnn: c.MyAnn, PeerAnn: c.PeerAnn, PeerAccount: c.PeerAccount, PeerAnnEp: c.PeerAnnEpoch}
 }
 
 func messageEntry(contact string, m *messageRecord) *logEntry {
