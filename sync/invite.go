@@ -452,7 +452,7 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 		if err := a.db.View(func(tx *bolt.Tx) error {
 			c, err := loadContact(tx, rec.Contact)
 			if err == nil {
-				berr = bindDevice(c, rec.Device, peer)
+				berr = bindJoiner(c, rec.Device, peer)
 			}
 			return err
 		}); err != nil {
@@ -512,7 +512,7 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 			}
 			contact, err = loadContact(tx, rec.Contact) // a device invite
 			if err == nil {
-				err = bindDevice(contact, rec.Device, peer) // the list may have changed since
+				err = bindJoiner(contact, rec.Device, peer) // the list may have changed since
 			}
 		}
 		if err != nil {
