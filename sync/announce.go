@@ -23,11 +23,14 @@ import (
 
 // metaBody is the body of a KindMeta message.
 type metaBody struct {
-	Device   string    `json:"device"`              // the sending device's ID
-	Account  []byte    `json:"account"`             // the sender's account identity
-	Ann      []byte    `json:"ann"`                 // the sender's announcement secret for us
-	List     listBytes `json:"list"`                // the sender's signed device list
-	AnnEpoch uint64    `json:"ann_epoch,omitempty"` // the sender's history epoch Ann is of (rotateAnn)
+	Device  string    `json:"device"`  // the sending device's ID
+	Account []byte    `json:"account"` // the sender's account identity
+	Ann     []byte    `json:"ann"`     // the sender's announcement secret for us
+	List    listBytes `json:"list"`    // the sender's signed device list
+	// The epochs Ann is of (rotateAnn): the sender's, and ours as the
+	// sender knew it.
+	AnnEpoch     uint64 `json:"ann_epoch,omitempty"`
+	AnnPeerEpoch uint64 `json:"ann_peer_epoch,omitempty"`
 }
 
 func (a *Account) metaBody(tx *bolt.Tx, c *contactRecord) ([]byte, error) {
@@ -35,7 +38,7 @@ func (a *Account) metaBody(tx *bolt.Tx, c *contactRecord) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(metaBody{Device: a.device, Account: a.accountPub.Bytes(), Ann: c.myFeed(), List: list, AnnEpoch: c.AnnEpoch})
+	return json.Marshal(metaBody{Device: a.device, Account: a.accountPub.Bytes(), Ann: c.myFeed(), List: list, AnnEpoch: c.AnnEpoch, AnnPeerEpoch: c.AnnPeerEpoch})
 }
 
 // handleMeta learns the peer device's ID, account and announcement feed from
@@ -69,7 +72,7 @@ func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
 	if len(c.PeerAccount) == 0 {
 		c.PeerAccount = m.Account
 	}
-	if adoptPeerAnn(c, m.Ann, m.AnnEpoch) {
+	if adoptPeerAnn(c, m.Ann, annGen{m.AnnEpoch, m.AnnPeerEpoch}) {
 		changed = true
 	}
 	if err := adoptPeerList(tx, c, m.List, l); err != nil {
@@ -352,14 +355,14 @@ func (a *Account) maintainSessions(ctx context.Context, name string) error {
 	}
 	// A removal moved us to a new epoch: move the feed on first, so that
 	// what follows is written where a removed device cannot read it.
-	names, outs, err := a.rotateAnn(name)
+	rotated, names, outs, err := a.rotateAnn(name)
 	if err != nil {
 		return err
 	}
 	for i, out := range outs {
 		a.put(ctx, names[i], out) // a failure leaves it queued
 	}
-	if len(outs) > 0 || c.AnnEpoch < a.annEpoch() {
+	if len(outs) > 0 || rotated {
 		if err := a.db.View(func(tx *bolt.Tx) (err error) {
 			if c, err = loadContact(tx, name); err == nil {
 				wanted, err = a.devicesToInvite(tx, c)

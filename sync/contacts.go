@@ -26,16 +26,19 @@ type contactRecord struct {
 	AnnWrite    uint64    `json:"ann_write"`              // no index of ours below is free
 	AnnSent     uint64    `json:"ann_sent"`               // version of our device list announced
 	Invited     []string  `json:"invited,omitempty"`      // their devices we sent a device invite
-	// AnnEpoch is our history epoch whose announcement feed to them we
-	// write (AnnWrite, AnnSent, Invited and the announced chunks are of that
-	// feed), and MyAnnCur its secret (annFeedSecret; empty in epoch 0, whose
-	// secret is MyAnn itself).
-	AnnEpoch uint64 `json:"ann_epoch,omitempty"`
-	MyAnnCur []byte `json:"my_ann_cur,omitempty"`
-	// PeerAnnEpoch is the history epoch of the contact's device list in the
-	// meta message that gave PeerAnn: only a meta with a newer epoch's list
-	// replaces it (the contact rotated the feed after removing a device).
-	PeerAnnEpoch uint64 `json:"peer_ann_epoch,omitempty"`
+	// AnnEpoch and AnnPeerEpoch are our history epoch and the contact's (the
+	// epoch of their newest device list we hold) of the announcement feed
+	// we write to them now (AnnWrite, AnnSent, Invited and the announced
+	// chunks are of that feed), and MyAnnCur its secret (annFeedSecret;
+	// empty while both are 0: the secret is MyAnn itself).
+	AnnEpoch     uint64 `json:"ann_epoch,omitempty"`
+	AnnPeerEpoch uint64 `json:"ann_peer_epoch,omitempty"`
+	MyAnnCur     []byte `json:"my_ann_cur,omitempty"`
+	// PeerAnnEpoch and PeerAnnPeerEpoch are the same pair for PeerAnn, as
+	// the meta message that gave it said: only a meta with a greater pair
+	// replaces it (they rotated the feed after a removal).
+	PeerAnnEpoch     uint64 `json:"peer_ann_epoch,omitempty"`
+	PeerAnnPeerEpoch uint64 `json:"peer_ann_peer_epoch,omitempty"`
 }
 
 // myFeed returns the secret of the announcement feed we write to this

@@ -168,65 +168,90 @@ func (a *Account) untriedOutbox() (names []string, outs []*outboxRecord, err err
 }
 
 // Announcement feed rotation. Device invites travel on announcement feeds,
-// and a device we remove keeps the secrets of our feeds. So the secret we
-// write with moves on with our history epoch, which starts anew at every
-// removal and whose key the removed device never learns (§10.6):
+// and a removed device keeps the secrets of the feeds it knew: its own
+// account's feeds to each contact, and each contact's feed to its account.
+// So the secret an account writes with moves on whenever either side
+// removes a device, that is, whenever its own history epoch or the contact's
+// (the epoch of the contact's newest signed list) moves on (§10.6):
 //
-//	secret_e = MyAnn for e = 0, else
-//	SHA-256("deaddrop announce secret v1" 0x00 ‖ MyAnn ‖ u64(e) ‖ HK_e)
+//	secret(e, p) = MyAnn for e = p = 0, else
+//	SHA-256("deaddrop announce secret v1" 0x00 ‖ MyAnn ‖ u64(e) ‖ HK_e ‖ u64(p))
 //
-// Every remaining device of ours computes the same secret_e on its own (it
-// knows MyAnn from the log and HK_e from the list that starts the epoch), so
-// they agree without talking. The contact's devices learn it from the meta
-// message each of our devices sends on each of its sessions with them when
-// it moves to the epoch (rotateAnn); the meta's "ann_epoch" orders the
-// secrets, and an epoch beyond the one of the signed list in the same meta
-// is refused, so a removed device (which holds only older lists) cannot
-// point a contact at a feed of its own.
+// (e our epoch, p theirs). Every remaining device of ours computes the same
+// secret on its own (MyAnn from the log, HK_e from the list that starts the
+// epoch, p from the contact's list), so they agree without talking; a device
+// we removed lacks HK_e, and the contact's devices never had any HK of ours.
+// The contact's devices learn the secret from the meta message each of our
+// devices sends on each of its sessions with them when it rotates
+// (rotateAnn), after dropping the sessions with devices the contact
+// removed: the removed device gets nothing. The meta's (ann_epoch,
+// ann_peer_epoch) orders the secrets, and ann_epoch beyond the epoch of the
+// signed list in the same meta is refused, so a device we removed (which
+// holds only older lists) cannot point a contact at a feed of its own once
+// our remaining devices told it the new one.
 
-func annFeedSecret(base []byte, e uint64, key [32]byte) []byte {
-	if e == 0 {
+// annGen is the pair of epochs an announcement secret is of: the writer's,
+// and its contact's as the writer knew it.
+type annGen struct{ Own, Peer uint64 }
+
+func (g annGen) after(h annGen) bool { return g.Own > h.Own || g.Own == h.Own && g.Peer > h.Peer }
+
+func annFeedSecret(base []byte, g annGen, key [32]byte) []byte {
+	if g == (annGen{}) {
 		return nil // MyAnn itself
 	}
 	h := sha256.New()
 	h.Write([]byte("deaddrop announce secret v1\x00"))
 	h.Write(base)
-	h.Write(u64(e))
+	h.Write(u64(g.Own))
 	h.Write(key[:])
+	h.Write(u64(g.Peer))
 	return h.Sum(nil)
 }
 
-// adoptPeerAnn takes the announcement secret of a verified meta message if
-// it is the first we learn or of a newer epoch than the one we read; it says
-// whether anything changed. Reading starts over at index 0 of a new feed.
-func adoptPeerAnn(c *contactRecord, ann []byte, epoch uint64) bool {
+// adoptPeerAnn takes the announcement secret of a verified meta message (or
+// of our log) if it is the first we learn or of a greater pair of epochs
+// than the one we read; it says whether anything changed. Reading starts
+// over at index 0 of a new feed.
+func adoptPeerAnn(c *contactRecord, ann []byte, g annGen) bool {
+	cur := annGen{c.PeerAnnEpoch, c.PeerAnnPeerEpoch}
 	switch {
 	case len(c.PeerAnn) == 0:
-		c.PeerAnn, c.PeerAnnEpoch, c.AnnRead = ann, epoch, 0
-		return true
-	case epoch <= c.PeerAnnEpoch:
+		c.AnnRead = 0
+	case !g.after(cur):
 		return false
 	case !bytes.Equal(c.PeerAnn, ann):
 		c.AnnRead = 0
 	}
-	c.PeerAnn, c.PeerAnnEpoch = ann, epoch
+	c.PeerAnn, c.PeerAnnEpoch, c.PeerAnnPeerEpoch = ann, g.Own, g.Peer
 	return true
 }
 
 // rotateAnn moves our announcement feed to a contact on to our current
-// history epoch, if it is behind: the new feed starts empty (our list is
-// announced there again, and the device invites still unanswered are
-// withdrawn and written there anew), and a meta message with the new secret
-// goes on every session with the contact. It returns the metas to put.
-func (a *Account) rotateAnn(name string) (sessions []string, outs []*outboxRecord, err error) {
+// history epoch and theirs, if it is behind: the new feed starts empty (our
+// list is announced there again, and the device invites still unanswered
+// are withdrawn and written there anew), and a meta message with the new
+// secret goes on every session with the contact. It returns the metas to
+// put.
+func (a *Account) rotateAnn(name string) (rotated bool, sessions []string, outs []*outboxRecord, err error) {
 	e, key := a.epochKeys().current()
 	err = a.db.Update(func(tx *bolt.Tx) error {
-		sessions, outs = nil, nil
+		rotated, sessions, outs = false, nil, nil
 		c, err := loadContact(tx, name)
-		if err != nil || c.AnnEpoch >= e {
+		if err != nil {
 			return err
 		}
-		c.AnnEpoch, c.MyAnnCur = e, annFeedSecret(c.MyAnn, e, key)
+		g := annGen{e, c.AnnPeerEpoch}
+		if pa, ok := c.peerAccount(); ok && len(c.PeerList) != 0 {
+			if l, err := verifyList(c.PeerList, pa); err == nil {
+				g.Peer = max(g.Peer, l.Epoch)
+			}
+		}
+		if !g.after(annGen{c.AnnEpoch, c.AnnPeerEpoch}) {
+			return nil
+		}
+		rotated = true
+		c.AnnEpoch, c.AnnPeerEpoch, c.MyAnnCur = g.Own, g.Peer, annFeedSecret(c.MyAnn, g, key)
 		c.AnnWrite, c.AnnSent = 0, 0
 		if err := deletePrefix(tx.Bucket(bucketAnnounced), contactPrefix(name)); err != nil {
 			return err
@@ -267,7 +292,7 @@ func (a *Account) rotateAnn(name string) (sessions []string, outs []*outboxRecor
 		}
 		return nil
 	})
-	return sessions, outs, err
+	return rotated, sessions, outs, err
 }
 
 // dropDeviceInvites withdraws our pending device invites to a contact's
@@ -291,10 +316,4 @@ func dropDeviceInvites(tx *bolt.Tx, contact string, keep []string) error {
 		}
 	}
 	return err
-}
-
-// annEpoch is the epoch our announcement feeds should be in.
-func (a *Account) annEpoch() uint64 {
-	e, _ := a.epochKeys().current()
-	return e
 }

@@ -23,9 +23,16 @@ func FeedSecretsForTest(r *Account, contact string) ([][]byte, error) {
 	if len(c.PeerAnn) != 0 {
 		out = append(out, c.PeerAnn)
 	}
+	if len(c.MyAnnCur) != 0 {
+		out = append(out, c.MyAnnCur)
+	}
+	// Every pair of epochs it could guess: its own epochs' keys, and the
+	// contact's epochs up to well past the newest it saw.
 	for e, key := range r.epochKeys() {
-		if e > 0 {
-			out = append(out, annFeedSecret(c.MyAnn, e, key))
+		for p := range uint64(c.AnnPeerEpoch + 4) {
+			if s := annFeedSecret(c.MyAnn, annGen{e, p}, key); s != nil {
+				out = append(out, s)
+			}
 		}
 	}
 	return out, nil

@@ -53,53 +53,62 @@ func pollProblems(t *testing.T, a *sync.Account) []error {
 	return res.Problems
 }
 
-// bobWithRemovedPhone sets up alice and bob chatting, bob with a phone he
-// removed (it keeps its state: the attacker), and a new device of bob's,
-// restored from the phrase after the removal, that alice's device must
-// invite on her announcement feed to bob.
-func bobWithRemovedPhone(t *testing.T) (p *pair, old, nb *sync.Account) {
+// bobWithRoguePhone sets up alice and bob chatting, bob with a linked
+// phone that turned against him (it holds every announcement secret of his
+// account: the attacker), and a new device of bob's, restored from the
+// phrase, that alice's device must invite on her announcement feed to bob
+// (the new device's ID sorts after hers) and which has not polled since.
+func bobWithRoguePhone(t *testing.T) (p *pair, rogue, nb *sync.Account) {
 	p = newPair(t)
 	send(t, p.alice, "bob", "a1")
 	settle(t, p.alice, p.bob)
 	send(t, p.bob, "alice", "b1")
-	old = link(t, p.bob, p.store, "old-phone")
-	settle(t, p.alice, p.bob, old)
+	rogue = link(t, p.bob, p.store, "old-phone")
+	settle(t, p.alice, p.bob, rogue)
 	if n := sessions(t, p.alice, "bob"); n != 2 {
 		t.Fatalf("alice has %d sessions with bob's devices, want 2", n)
 	}
-	if _, err := p.bob.RemoveDevice(ctx, "old-phone"); err != nil {
-		t.Fatal(err)
-	}
-	settle(t, p.alice, p.bob)
 	nb = restoreHigh(t, p.bob.RecoveryPhrase(), p.store, "new-phone")
 	poll(t, nb)    // announces bob's new list
 	poll(t, p.bob) // (bob's first device learns it too)
 	poll(t, p.alice)
-	return p, old, nb
+	return p, rogue, nb
 }
 
-// Issue 12, item 1 (a): a device bob removed still holds alice's
-// announcement secret for bob. It reads the device invite alice's device
-// writes for bob's new device and takes it first, claiming to be that device
-// and writing a message. Alice refuses it (ErrDeviceImpostor): no session is
-// made, nothing it wrote shows as bob's, nothing alice sends is encrypted to
-// it, and once the real device takes the new invite alice writes, everything
-// arrives both ways.
-func TestDeviceInviteHijack(t *testing.T) {
-	p, old, nb := bobWithRemovedPhone(t)
-	secrets, err := sync.FeedSecretsForTest(old, "alice")
+// stealInviteFor reads, with every secret r holds, the device invites on the
+// feeds they open, and returns the one for device, if any.
+func stealInviteFor(t *testing.T, r *sync.Account, contact, device string) (sync.StolenInvite, bool) {
+	t.Helper()
+	secrets, err := sync.FeedSecretsForTest(r, contact)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stolen, err := sync.ReadDeviceInvitesForTest(old, secrets)
+	stolen, err := sync.ReadDeviceInvitesForTest(r, secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(stolen, func(s sync.StolenInvite) bool { return s.For == nb.DeviceID() })
+	i := slices.IndexFunc(stolen, func(s sync.StolenInvite) bool { return s.For == device })
 	if i < 0 {
-		t.Fatalf("the removed device found no invite for bob's new device (it should: alice removed nothing): %+v", stolen)
+		return sync.StolenInvite{}, false
 	}
-	if err := sync.TakeDeviceInviteForTest(old, stolen[i], "it's bob, on my new phone: send me your keys"); err != nil {
+	return stolen[i], true
+}
+
+// Issue 12, item 1 (a): a device of bob's that holds alice's announcement
+// secret for bob (any linked device does; a removed one did before feeds
+// rotated) reads the device invite alice's device writes for bob's new
+// device and takes it first, claiming to be that device and writing a
+// message. Alice refuses it (ErrDeviceImpostor): no session is made, nothing
+// it wrote shows as bob's, nothing alice sends is encrypted to it. Bob
+// removes the rogue device: it cannot read the new invite alice writes, the
+// real device takes it, and everything arrives both ways.
+func TestDeviceInviteHijack(t *testing.T) {
+	p, rogue, nb := bobWithRoguePhone(t)
+	inv, ok := stealInviteFor(t, rogue, "alice", nb.DeviceID())
+	if !ok {
+		t.Fatal("the rogue device found no invite for bob's new device")
+	}
+	if err := sync.TakeDeviceInviteForTest(rogue, inv, "it's bob, on my new phone: send me your keys"); err != nil {
 		t.Fatal(err)
 	}
 	send(t, p.alice, "bob", "a2 during the attack")
@@ -112,8 +121,8 @@ func TestDeviceInviteHijack(t *testing.T) {
 	if _, _, _, _, ok := sync.SessionForTest(p.alice, session); ok {
 		t.Fatalf("alice made session %s with the impostor", session)
 	}
-	if n := sessions(t, p.alice, "bob"); n != 1 {
-		t.Fatalf("alice has %d sessions with bob, want 1 (the impostor's refused)", n)
+	if n := sessions(t, p.alice, "bob"); n != 2 {
+		t.Fatalf("alice has %d sessions with bob, want 2 (bob's first device and the phone, as itself)", n)
 	}
 	if h := history(t, p.alice, "bob"); strings.Contains(h, "new phone") {
 		t.Fatalf("the impostor's message shows as bob's: %q", h)
@@ -123,13 +132,20 @@ func TestDeviceInviteHijack(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range outbox {
-		if e.Session != "bob" {
-			t.Fatalf("alice queued #%d for %s, not bob's first device", e.Seq, e.Session)
+		if e.Session == session {
+			t.Fatalf("alice queued #%d for the session the impostor claimed", e.Seq)
 		}
 	}
 
-	// Alice writes a new invite; the real device takes it.
+	// Bob removes the rogue phone. Alice writes a new invite, on a feed the
+	// removed phone cannot read; the real device takes it.
+	if _, err := p.bob.RemoveDevice(ctx, "old-phone"); err != nil {
+		t.Fatal(err)
+	}
 	settle(t, p.alice, nb, p.bob)
+	if again, ok := stealInviteFor(t, rogue, "alice", nb.DeviceID()); ok && again.Invite != inv.Invite {
+		t.Fatal("the removed phone reads alice's new invite for bob's new device")
+	}
 	peer, unverified, _, _, ok := sync.SessionForTest(p.alice, session)
 	if !ok || unverified || peer != sync.DeviceFingerprintForTest(nb) {
 		t.Fatalf("alice's session with bob's new device: ok %v, unverified %v, peer %s, want %s", ok, unverified, peer, sync.DeviceFingerprintForTest(nb))
@@ -155,20 +171,12 @@ func TestDeviceInviteHijack(t *testing.T) {
 // dropped, alice's sends wait for it (gated) and are never encrypted to it,
 // and they still reach bob.
 func TestUnverifiedSessionCarriesNothing(t *testing.T) {
-	p, old, nb := bobWithRemovedPhone(t)
-	secrets, err := sync.FeedSecretsForTest(old, "alice")
-	if err != nil {
-		t.Fatal(err)
+	p, rogue, nb := bobWithRoguePhone(t)
+	inv, ok := stealInviteFor(t, rogue, "alice", nb.DeviceID())
+	if !ok {
+		t.Fatal("no invite for bob's new device")
 	}
-	stolen, err := sync.ReadDeviceInvitesForTest(old, secrets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(stolen, func(s sync.StolenInvite) bool { return s.For == nb.DeviceID() })
-	if i < 0 {
-		t.Fatalf("no invite for bob's new device: %+v", stolen)
-	}
-	if err := sync.TakeDeviceInviteForTest(old, stolen[i], "forged 1", "forged 2"); err != nil {
+	if err := sync.TakeDeviceInviteForTest(rogue, inv, "forged 1", "forged 2"); err != nil {
 		t.Fatal(err)
 	}
 	restoreBind := sync.SkipDeviceBindingForTest()
@@ -182,7 +190,7 @@ func TestUnverifiedSessionCarriesNothing(t *testing.T) {
 	if !ok {
 		t.Fatal("no session: the test did not get past the identity check")
 	}
-	if peer != sync.DeviceFingerprintForTest(old) || !unverified {
+	if peer != sync.DeviceFingerprintForTest(rogue) || !unverified {
 		t.Fatalf("session peer %s unverified %v", peer, unverified)
 	}
 	if gated != 1 || queued != 0 {

@@ -232,7 +232,7 @@ func applyContact(tx *bolt.Tx, e *logEntry) error {
 		return err
 	}
 	if len(e.PeerAnn) == 32 {
-		adoptPeerAnn(c, e.PeerAnn, e.PeerAnnEp) // the newest feed any of our devices learnt
+		adoptPeerAnn(c, e.PeerAnn, annGen{e.PeerAnnEp, e.PeerAnnPeer}) // the newest feed any of our devices learnt
 	}
 	if len(c.PeerAccount) == 0 {
 		c.PeerAccount = e.PeerAccount
