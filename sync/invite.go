@@ -360,6 +360,10 @@ func (a *Account) queueWaiting(tx *bolt.Tx, c *convRecord, sess *ratchet.Session
 	return outs, nil
 }
 
+// errInviteGone reports an invite used or withdrawn while its first
+// message was being read.
+var errInviteGone = errors.New("invite already used")
+
 // inviteGrace is how long after its expiry an invite's rendezvous slot is
 // still polled, for a joiner who accepted just before the deadline.
 const inviteGrace = 7 * 24 * time.Hour
@@ -417,6 +421,9 @@ func (a *Account) pollInvites(ctx context.Context, get fetcher, res *PollResult)
 		}
 		rec := list[i].rec
 		name, renamed, err := a.join(ctx, list[i].id, rec, list[i].p, r.chunk)
+		if errors.Is(err, errInviteGone) && rec.Contact != "" {
+			continue // a device invite withdrawn meanwhile (rotateAnn): its device gets a new one
+		}
 		if err != nil {
 			res.Problems = append(res.Problems, fmt.Errorf("invite for %s: %w", rec.Label, err))
 			continue
@@ -483,7 +490,7 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 	var outs []*outboxRecord
 	err = a.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketInvites).Get(id) == nil {
-			return errors.New("invite already used")
+			return errInviteGone
 		}
 		// Our own pending invite holds the label: free it first.
 		if err := tx.Bucket(bucketInvites).Delete(id); err != nil {
