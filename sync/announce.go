@@ -353,16 +353,16 @@ func (a *Account) maintainSessions(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	// A removal moved us to a new epoch: move the feed on first, so that
-	// what follows is written where a removed device cannot read it.
-	rotated, names, outs, err := a.rotateAnn(name)
-	if err != nil {
-		return err
-	}
-	for i, out := range outs {
-		a.put(ctx, names[i], out) // a failure leaves it queued
-	}
-	if len(outs) > 0 || rotated {
+	// A removal (ours or theirs) moved an epoch on: move the feed on first,
+	// so that what follows is written where a removed device cannot read it.
+	if a.annGen(c).after(annGen{c.AnnEpoch, c.AnnPeerEpoch}) {
+		names, outs, err := a.rotateAnn(name)
+		if err != nil {
+			return err
+		}
+		for i, out := range outs {
+			a.put(ctx, names[i], out) // a failure leaves it queued
+		}
 		if err := a.db.View(func(tx *bolt.Tx) (err error) {
 			if c, err = loadContact(tx, name); err == nil {
 				wanted, err = a.devicesToInvite(tx, c)

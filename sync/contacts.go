@@ -150,7 +150,7 @@ func sessionsOf(tx *bolt.Tx, contact string) ([]*convRecord, error) {
 // dropSession forgets a session and everything queued on it: used when the
 // peer device it leads to is removed from their account.
 func dropSession(tx *bolt.Tx, name string) error {
-	for _, b := range [][]byte{bucketOutbox, bucketOutIndex, bucketHeld, bucketGated} {
+	for _, b := range [][]byte{bucketOutbox, bucketOutIndex, bucketHeld, bucketGated, bucketReleased} {
 		bk := tx.Bucket(b)
 		p := contactPrefix(name)
 		c := bk.Cursor()

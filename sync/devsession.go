@@ -141,28 +141,53 @@ func (a *Account) openGate(tx *bolt.Tx, c *convRecord, sess *ratchet.Session) er
 		if err != nil {
 			return err
 		}
-		if _, err := a.queue(tx, c, sess, KindData, []byte(m.Body), m); err != nil {
+		out, err := a.queue(tx, c, sess, KindData, []byte(m.Body), m)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketReleased).Put(contactKey(c.Name, out.Seq), marker); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// untriedOutbox lists the outbox entries never put yet: those a Poll queued
-// inside a catch-up (messages released by openGate), which writeAfterPoll
-// puts with the acks.
-func (a *Account) untriedOutbox() (names []string, outs []*outboxRecord, err error) {
-	err = a.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+// takeReleased lists the outbox entries openGate queued (inside a
+// catch-up, which puts nothing), for writeAfterPoll to put with the acks, and
+// forgets the list: an entry whose put fails stays in the outbox for
+// Republish like any other.
+func (a *Account) takeReleased() (names []string, outs []*outboxRecord, err error) {
+	var none bool
+	a.db.View(func(tx *bolt.Tx) error {
+		none = isEmpty(tx.Bucket(bucketReleased))
+		return nil
+	})
+	if none {
+		return nil, nil, nil // the usual case: no write transaction
+	}
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		names, outs = nil, nil
+		rel, ob := tx.Bucket(bucketReleased), tx.Bucket(bucketOutbox)
+		var keys [][]byte
+		err := rel.ForEach(func(k, _ []byte) error {
+			keys = append(keys, append([]byte(nil), k...))
+			data := ob.Get(k)
+			if data == nil {
+				return nil // acknowledged, or its session dropped, meanwhile
+			}
 			rec := new(outboxRecord)
-			if err := decodeRecord("outbox entry", v, rec); err != nil {
+			if err := decodeRecord("outbox entry", data, rec); err != nil {
 				return err
 			}
-			if rec.Attempts == 0 && rec.Kind == KindData {
-				names, outs = append(names, contactOf(k)), append(outs, rec)
-			}
+			names, outs = append(names, contactOf(k)), append(outs, rec)
 			return nil
 		})
+		for _, k := range keys {
+			if err == nil {
+				err = rel.Delete(k)
+			}
+		}
+		return err
 	})
 	return names, outs, err
 }
@@ -233,24 +258,19 @@ func adoptPeerAnn(c *contactRecord, ann []byte, g annGen) bool {
 // are withdrawn and written there anew), and a meta message with the new
 // secret goes on every session with the contact. It returns the metas to
 // put.
-func (a *Account) rotateAnn(name string) (rotated bool, sessions []string, outs []*outboxRecord, err error) {
-	e, key := a.epochKeys().current()
+func (a *Account) rotateAnn(name string) (sessions []string, outs []*outboxRecord, err error) {
+	keys := a.epochKeys()
 	err = a.db.Update(func(tx *bolt.Tx) error {
-		rotated, sessions, outs = false, nil, nil
+		sessions, outs = nil, nil
 		c, err := loadContact(tx, name)
 		if err != nil {
 			return err
 		}
-		g := annGen{e, c.AnnPeerEpoch}
-		if pa, ok := c.peerAccount(); ok && len(c.PeerList) != 0 {
-			if l, err := verifyList(c.PeerList, pa); err == nil {
-				g.Peer = max(g.Peer, l.Epoch)
-			}
+		g := a.annGen(c)
+		key, ok := keys[g.Own]
+		if !ok || !g.after(annGen{c.AnnEpoch, c.AnnPeerEpoch}) {
+			return nil // rotated meanwhile, or an epoch learnt meanwhile: the next poll
 		}
-		if !g.after(annGen{c.AnnEpoch, c.AnnPeerEpoch}) {
-			return nil
-		}
-		rotated = true
 		c.AnnEpoch, c.AnnPeerEpoch, c.MyAnnCur = g.Own, g.Peer, annFeedSecret(c.MyAnn, g, key)
 		c.AnnWrite, c.AnnSent = 0, 0
 		if err := deletePrefix(tx.Bucket(bucketAnnounced), contactPrefix(name)); err != nil {
@@ -292,7 +312,21 @@ func (a *Account) rotateAnn(name string) (rotated bool, sessions []string, outs 
 		}
 		return nil
 	})
-	return rotated, sessions, outs, err
+	return sessions, outs, err
+}
+
+// annGen returns the pair of epochs our feed to contact c should be of: our
+// current epoch and that of the newest list of theirs we hold (never less
+// than the pair it is of now).
+func (a *Account) annGen(c *contactRecord) annGen {
+	e, _ := a.epochKeys().current()
+	g := annGen{e, c.AnnPeerEpoch}
+	if pa, ok := c.peerAccount(); ok && len(c.PeerList) != 0 {
+		if l, err := verifyList(c.PeerList, pa); err == nil {
+			g.Peer = max(g.Peer, l.Epoch)
+		}
+	}
+	return g
 }
 
 // dropDeviceInvites withdraws our pending device invites to a contact's
@@ -316,4 +350,9 @@ func dropDeviceInvites(tx *bolt.Tx, contact string, keep []string) error {
 		}
 	}
 	return err
+}
+
+func isEmpty(b *bolt.Bucket) bool {
+	k, _ := b.Cursor().First()
+	return k == nil
 }

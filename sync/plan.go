@@ -167,7 +167,7 @@ func (a *Account) writeAfterPoll(ctx context.Context) error {
 		return fmt.Errorf("ack: %w", err)
 	}
 	// Messages a verified meta released from a device session's gate.
-	rnames, routs, err := a.untriedOutbox()
+	rnames, routs, err := a.takeReleased()
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}

@@ -39,9 +39,10 @@ var (
 	bucketWaiting   = []byte("waiting")   // contact\0local → nothing: sent while no session existed
 	bucketAnnounced = []byte("announced") // contact\0index → the chunk we wrote to our announcement feed
 	bucketGated     = []byte("gated")     // session\0local → nothing: sent while that device session was unverified
+	bucketReleased  = []byte("released")  // session\0seq → nothing: outbox entries openGate queued, not yet put
 	allBuckets      = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
 		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
-		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced, bucketGated}
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced, bucketGated, bucketReleased}
 )
 
 // marker is the value of keys whose presence is what counts: not empty,
