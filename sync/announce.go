@@ -129,13 +129,25 @@ func adoptPeerList(tx *bolt.Tx, c *contactRecord, signed []byte, l *DeviceList) 
 		return err
 	}
 	for _, s := range sessions {
-		if s.PeerDevice != "" && l.find(s.PeerDevice) == nil {
+		if s.PeerDevice == "" {
+			continue
+		}
+		d := l.find(s.PeerDevice)
+		if d == nil || !boundTo(s, d) {
+			// Removed, or never that device: a session from before device
+			// sessions were bound (issue 12) whose peer took the invite.
 			if err := dropSession(tx, s.Name); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// boundTo reports whether session s is with device d's identity.
+func boundTo(s *convRecord, d *Device) bool {
+	sess, err := loadSession(s)
+	return err != nil || bytes.Equal(sess.Peer().Bytes(), d.Identity) // a session that does not load is not ours to judge here
 }
 
 // annEntry is one record of an announcement feed.
