@@ -83,7 +83,12 @@ func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
 			return err
 		}
 	}
-	conv.metaOK = conv.Unverified // the caller, which holds the live session, opens the gate
+	if conv.Unverified {
+		// Verified from here on, for the messages held behind this one
+		// too; the caller, which holds the live session, queues what
+		// waited (openGate).
+		conv.Unverified, conv.metaOK = false, true
+	}
 	return saveContact(tx, c)
 }
 

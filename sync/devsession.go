@@ -110,10 +110,10 @@ func gate(tx *bolt.Tx, contact string, sessions []*convRecord, msg *messageRecor
 	return open, nil
 }
 
-// openGate marks session c verified and queues on it, in the order they were
+// openGate queues on session c, just verified, in the order they were
 // written, the data messages that waited for it and those that waited for
 // any session with the contact. The entries go out with the Poll's other
-// writes (untriedOutbox).
+// writes (takeReleased).
 func (a *Account) openGate(tx *bolt.Tx, c *convRecord, sess *ratchet.Session) error {
 	c.Unverified = false
 	var locals []uint64

@@ -90,8 +90,8 @@ type convRecord struct {
 	// are dropped.
 	SkippedSeen map[string]int64 `json:"skipped_seen,omitempty"`
 
-	// metaOK says that a meta message verified in this transaction on an
-	// unverified session: the catch-up opens its gate (openGate).
+	// metaOK says that a meta message verified this session in this
+	// transaction: the catch-up queues what waited for it (openGate).
 	metaOK bool
 
 	// contact caches the contact's record while a transaction delivers
