@@ -211,6 +211,21 @@ func TestUnverifiedSessionCarriesNothing(t *testing.T) {
 	if h := history(t, p.bob, "alice"); !strings.HasSuffix(h, "a2 not for the impostor") {
 		t.Fatalf("bob's first device: %q", h)
 	}
+
+	// The same session as a state from before sessions were gated would
+	// hold it (no mark): the next device list alice adopts shows its peer
+	// is not the device it claims, and alice drops it.
+	if err := sync.MarkVerifiedForTest(p.alice, session); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.bob.RemoveDevice(ctx, "old-phone"); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, p.bob)
+	pollProblems(t, p.alice)
+	if _, _, _, _, ok := sync.SessionForTest(p.alice, session); ok {
+		t.Fatal("alice kept a session whose peer is not the device bob's list names")
+	}
 }
 
 // Issue 12, item 1 (c): alice removes her laptop. Her announcement feeds
