@@ -444,7 +444,7 @@ func (a *Account) Fingerprint() string { return a.accountPub.Fingerprint() }
 type Contact struct {
 	Name        string
 	Fingerprint string // of the contact's account identity
-	Sessions    int    // sessions: one per device of theirs we talk to
+	Sessions    int    // verified sessions: one per device of theirs we talk to (an unverified device session carries nothing yet)
 	Sent        uint64 // messages we sent over all sessions (including acks)
 	PeerAcked   uint64
 	Received    uint64
@@ -466,7 +466,12 @@ func (a *Account) Contacts() ([]Contact, error) {
 			if err != nil {
 				return err
 			}
-			ct := Contact{Name: c.Name, Sessions: len(sessions), Created: c.Created}
+			ct := Contact{Name: c.Name, Created: c.Created}
+			for _, s := range sessions {
+				if !s.Unverified {
+					ct.Sessions++
+				}
+			}
 			if pa, ok := c.peerAccount(); ok {
 				ct.Fingerprint = pa.Fingerprint()
 			}

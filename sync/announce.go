@@ -27,6 +27,10 @@ type metaBody struct {
 	Account []byte    `json:"account"` // the sender's account identity
 	Ann     []byte    `json:"ann"`     // the sender's announcement secret for us
 	List    listBytes `json:"list"`    // the sender's signed device list
+	// The epochs Ann is of (rotateAnn): the sender's, and ours as the
+	// sender knew it.
+	AnnEpoch     uint64 `json:"ann_epoch,omitempty"`
+	AnnPeerEpoch uint64 `json:"ann_peer_epoch,omitempty"`
 }
 
 func (a *Account) metaBody(tx *bolt.Tx, c *contactRecord) ([]byte, error) {
@@ -34,7 +38,7 @@ func (a *Account) metaBody(tx *bolt.Tx, c *contactRecord) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(metaBody{Device: a.device, Account: a.accountPub.Bytes(), Ann: c.MyAnn, List: list})
+	return json.Marshal(metaBody{Device: a.device, Account: a.accountPub.Bytes(), Ann: c.myFeed(), List: list, AnnEpoch: c.AnnEpoch, AnnPeerEpoch: c.AnnPeerEpoch})
 }
 
 // handleMeta learns the peer device's ID, account and announcement feed from
@@ -64,12 +68,12 @@ func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
 		return fmt.Errorf("session is with device %s, message says %s", conv.PeerDevice, m.Device)
 	}
 	conv.PeerDevice = m.Device
-	changed := len(c.PeerAccount) == 0 || len(c.PeerAnn) == 0
+	changed := len(c.PeerAccount) == 0
 	if len(c.PeerAccount) == 0 {
 		c.PeerAccount = m.Account
 	}
-	if len(c.PeerAnn) == 0 {
-		c.PeerAnn = m.Ann
+	if adoptPeerAnn(c, m.Ann, annGen{m.AnnEpoch, m.AnnPeerEpoch}) {
+		changed = true
 	}
 	if err := adoptPeerList(tx, c, m.List, l); err != nil {
 		return err
@@ -78,6 +82,12 @@ func (a *Account) handleMeta(tx *bolt.Tx, conv *convRecord, body []byte) error {
 		if err := a.stage(tx, contactEntry(c)); err != nil {
 			return err
 		}
+	}
+	if conv.Unverified {
+		// Verified from here on, for the messages held behind this one
+		// too; the caller, which holds the live session, queues what
+		// waited (openGate).
+		conv.Unverified, conv.metaOK = false, true
 	}
 	return saveContact(tx, c)
 }
@@ -103,6 +113,9 @@ func parseMeta(body []byte) (*metaBody, *DeviceList, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if m.AnnEpoch > l.Epoch {
+		return nil, nil, fmt.Errorf("announcement secret of epoch %d with a device list of epoch %d", m.AnnEpoch, l.Epoch)
+	}
 	return m, l, nil
 }
 
@@ -121,13 +134,25 @@ func adoptPeerList(tx *bolt.Tx, c *contactRecord, signed []byte, l *DeviceList) 
 		return err
 	}
 	for _, s := range sessions {
-		if s.PeerDevice != "" && l.find(s.PeerDevice) == nil {
+		if s.PeerDevice == "" {
+			continue
+		}
+		d := l.find(s.PeerDevice)
+		if d == nil || !boundTo(s, d) {
+			// Removed, or never that device: a session from before device
+			// sessions were bound (issue 12) whose peer took the invite.
 			if err := dropSession(tx, s.Name); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// boundTo reports whether session s is with device d's identity.
+func boundTo(s *convRecord, d *Device) bool {
+	sess, err := loadSession(s)
+	return err != nil || bytes.Equal(sess.Peer().Bytes(), d.Identity) // a session that does not load is not ours to judge here
 }
 
 // annEntry is one record of an announcement feed.
@@ -276,29 +301,35 @@ func (a *Account) acceptDeviceInvite(ctx context.Context, contact, from, text st
 		if err != nil {
 			return err
 		}
-		pa, _ := c.peerAccount()
-		l, err := verifyList(c.PeerList, pa)
-		if err != nil {
-			return err
+		if err := bindDevice(c, from, inv.Inviter); err != nil {
+			return fmt.Errorf("device invite from %s: %w", from, err)
 		}
-		if d := l.find(from); d == nil || !bytes.Equal(d.Identity, inv.Inviter.Bytes()) {
-			return fmt.Errorf("device invite from %s, which %s's device list does not vouch for", from, contact)
-		}
-		if tx.Bucket(bucketAccepted).Get(id[:]) != nil || tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
+		if tx.Bucket(bucketAccepted).Get(id[:]) != nil {
 			return nil // accepted before
 		}
 		sessions, err := sessionsOf(tx, contact)
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(sessions, func(s *convRecord) bool { return s.PeerDevice == from }) {
-			return nil
+		for _, s := range sessions {
+			if s.PeerDevice != from {
+				continue
+			}
+			if !s.Unverified {
+				return nil
+			}
+			// A session whose inviter never answered (its invite was
+			// withdrawn when the feed rotated): this invite replaces it.
+			if err := dropSession(tx, s.Name); err != nil {
+				return err
+			}
 		}
 		sess, err := ratchet.Accept(a.id, inv, a.name, now, a.opts.Rand)
 		if err != nil {
 			return err
 		}
-		conv := &convRecord{Name: name, Contact: contact, PeerDevice: from, NextSeq: 1, Created: now, InviteID: id[:], contact: c}
+		conv := &convRecord{Name: name, Contact: contact, PeerDevice: from, NextSeq: 1, Created: now, InviteID: id[:],
+			Unverified: true, contact: c}
 		if outs, err = a.startSession(tx, conv, sess, c, true); err != nil {
 			return err
 		}
@@ -338,6 +369,25 @@ func (a *Account) maintainSessions(ctx context.Context, name string) error {
 	})
 	if err != nil {
 		return err
+	}
+	// A removal (ours or theirs) moved an epoch on: move the feed on first,
+	// so that what follows is written where a removed device cannot read it.
+	if a.annGen(c).after(annGen{c.AnnEpoch, c.AnnPeerEpoch}) {
+		names, outs, err := a.rotateAnn(name)
+		if err != nil {
+			return err
+		}
+		for i, out := range outs {
+			a.put(ctx, names[i], out) // a failure leaves it queued
+		}
+		if err := a.db.View(func(tx *bolt.Tx) (err error) {
+			if c, err = loadContact(tx, name); err == nil {
+				wanted, err = a.devicesToInvite(tx, c)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
 	}
 	if c.AnnSent < mine.Version {
 		if err := a.writeAnn(ctx, name, &annEntry{List: signed}, func(c *contactRecord) { c.AnnSent = mine.Version }); err != nil {
@@ -418,7 +468,7 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 	// different chunk in a used slot (Swarm may keep either), so look first.
 	i := c.AnnWrite
 	for ; ; i++ {
-		_, err := a.tr.Get(ctx, annSlot(c.MyAnn, i))
+		_, err := a.tr.Get(ctx, annSlot(c.myFeed(), i))
 		if errors.Is(err, feed.ErrNotFound) {
 			break
 		}
@@ -426,11 +476,11 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 			return err
 		}
 	}
-	chunk, err := sealContent(secretKey("announce", c.MyAnn), annAD(i), content, a.opts.Rand)
+	chunk, err := sealContent(secretKey("announce", c.myFeed()), annAD(i), content, a.opts.Rand)
 	if err != nil {
 		return err
 	}
-	if err := a.tr.Put(ctx, annSlot(c.MyAnn, i), chunk); err != nil {
+	if err := a.tr.Put(ctx, annSlot(c.myFeed(), i), chunk); err != nil {
 		return err
 	}
 	return a.db.Update(func(tx *bolt.Tx) error {

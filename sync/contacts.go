@@ -26,6 +26,28 @@ type contactRecord struct {
 	AnnWrite    uint64    `json:"ann_write"`              // no index of ours below is free
 	AnnSent     uint64    `json:"ann_sent"`               // version of our device list announced
 	Invited     []string  `json:"invited,omitempty"`      // their devices we sent a device invite
+	// AnnEpoch and AnnPeerEpoch are our history epoch and the contact's (the
+	// epoch of their newest device list we hold) of the announcement feed
+	// we write to them now (AnnWrite, AnnSent, Invited and the announced
+	// chunks are of that feed), and MyAnnCur its secret (annFeedSecret;
+	// empty while both are 0: the secret is MyAnn itself).
+	AnnEpoch     uint64 `json:"ann_epoch,omitempty"`
+	AnnPeerEpoch uint64 `json:"ann_peer_epoch,omitempty"`
+	MyAnnCur     []byte `json:"my_ann_cur,omitempty"`
+	// PeerAnnEpoch and PeerAnnPeerEpoch are the same pair for PeerAnn, as
+	// the meta message that gave it said: only a meta with a greater pair
+	// replaces it (they rotated the feed after a removal).
+	PeerAnnEpoch     uint64 `json:"peer_ann_epoch,omitempty"`
+	PeerAnnPeerEpoch uint64 `json:"peer_ann_peer_epoch,omitempty"`
+}
+
+// myFeed returns the secret of the announcement feed we write to this
+// contact now.
+func (c *contactRecord) myFeed() []byte {
+	if len(c.MyAnnCur) != 0 {
+		return c.MyAnnCur
+	}
+	return c.MyAnn
 }
 
 func (c *contactRecord) validate() error {
@@ -38,6 +60,8 @@ func (c *contactRecord) validate() error {
 		return fmt.Errorf("announcement secret of %d bytes", len(c.MyAnn))
 	case len(c.PeerAnn) != 0 && len(c.PeerAnn) != 32:
 		return fmt.Errorf("peer announcement secret of %d bytes", len(c.PeerAnn))
+	case len(c.MyAnnCur) != 0 && len(c.MyAnnCur) != 32:
+		return fmt.Errorf("current announcement secret of %d bytes", len(c.MyAnnCur))
 	case len(c.PeerAccount) != 0 && len(c.PeerAccount) != 64:
 		return fmt.Errorf("peer account identity of %d bytes", len(c.PeerAccount))
 	}
@@ -126,7 +150,7 @@ func sessionsOf(tx *bolt.Tx, contact string) ([]*convRecord, error) {
 // dropSession forgets a session and everything queued on it: used when the
 // peer device it leads to is removed from their account.
 func dropSession(tx *bolt.Tx, name string) error {
-	for _, b := range [][]byte{bucketOutbox, bucketOutIndex, bucketHeld} {
+	for _, b := range [][]byte{bucketOutbox, bucketOutIndex, bucketHeld, bucketGated, bucketReleased} {
 		bk := tx.Bucket(b)
 		p := contactPrefix(name)
 		c := bk.Cursor()

@@ -333,6 +333,9 @@ func (a *Account) startSession(tx *bolt.Tx, c *convRecord, sess *ratchet.Session
 		return nil, err
 	}
 	outs = append(outs, out)
+	if c.Unverified {
+		return outs, saveConv(tx, c, sess) // what waits goes out when its meta verifies (openGate)
+	}
 	waiting, err := a.queueWaiting(tx, c, sess)
 	if err != nil {
 		return nil, err
@@ -367,6 +370,10 @@ func (a *Account) queueWaiting(tx *bolt.Tx, c *convRecord, sess *ratchet.Session
 	}
 	return outs, nil
 }
+
+// errInviteGone reports an invite used or withdrawn while its first
+// message was being read.
+var errInviteGone = errors.New("invite already used")
 
 // inviteGrace is how long after its expiry an invite's rendezvous slot is
 // still polled, for a joiner who accepted just before the deadline.
@@ -425,6 +432,9 @@ func (a *Account) pollInvites(ctx context.Context, get fetcher, res *PollResult)
 		}
 		rec := list[i].rec
 		name, renamed, err := a.join(ctx, list[i].id, rec, list[i].p, r.chunk)
+		if errors.Is(err, errInviteGone) && rec.Contact != "" {
+			continue // a device invite withdrawn meanwhile (rotateAnn): its device gets a new one
+		}
 		if err != nil {
 			res.Problems = append(res.Problems, fmt.Errorf("invite for %s: %w", rec.Label, err))
 			continue
@@ -448,9 +458,30 @@ func (a *Account) pollInvites(ctx context.Context, get fetcher, res *PollResult)
 // that name meanwhile (renamed says so).
 func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *ratchet.PendingInvite, chunk []byte) (name string, renamed bool, err error) {
 	now := a.opts.Now()
-	sess, _, peerName, pt, err := ratchet.AcceptInit(a.id, p, chunk, now)
+	sess, peer, peerName, pt, err := ratchet.AcceptInit(a.id, p, chunk, now)
 	if err != nil {
 		return "", false, err
+	}
+	if rec.Contact != "" {
+		// A device invite: whoever could read the announcement feed could
+		// have taken it. The joiner must be the device the contact's signed
+		// list names, or nothing is made of it.
+		var berr error
+		if err := a.db.View(func(tx *bolt.Tx) error {
+			c, err := loadContact(tx, rec.Contact)
+			if err == nil {
+				berr = bindJoiner(c, rec.Device, peer)
+			}
+			return err
+		}); err != nil {
+			return "", false, err
+		}
+		if berr != nil {
+			if errors.Is(berr, ErrDeviceImpostor) {
+				berr = errors.Join(berr, a.refuseImpostor(id, rec))
+			}
+			return "", false, berr
+		}
 	}
 	env, err := parseEnvelope(pt)
 	if err != nil {
@@ -470,7 +501,7 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 	var outs []*outboxRecord
 	err = a.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketInvites).Get(id) == nil {
-			return errors.New("invite already used")
+			return errInviteGone
 		}
 		// Our own pending invite holds the label: free it first.
 		if err := tx.Bucket(bucketInvites).Delete(id); err != nil {
@@ -485,15 +516,28 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 			renamed = name != rec.Label && rec.Label != ""
 			contact, err = a.newContact(tx, name, now)
 		} else {
-			if tx.Bucket(bucketConvs).Get([]byte(name)) != nil {
-				return fmt.Errorf("a session named %q already exists", name)
+			if old, err := loadConv(tx, name); err == nil {
+				if !old.Unverified {
+					return fmt.Errorf("a session named %q already exists", name)
+				}
+				// Never verified (its peer accepted an invite of ours that
+				// a feed rotation withdrew): this one replaces it.
+				if err := dropSession(tx, name); err != nil {
+					return err
+				}
+			} else if !errors.Is(err, ErrUnknownContact) {
+				return err
 			}
 			contact, err = loadContact(tx, rec.Contact) // a device invite
+			if err == nil {
+				err = bindJoiner(contact, rec.Device, peer) // the list may have changed since
+			}
 		}
 		if err != nil {
 			return err
 		}
-		c := &convRecord{Name: name, Contact: contact.Name, PeerDevice: rec.Device, NextSeq: 1, Created: now, InviteID: id, contact: contact}
+		c := &convRecord{Name: name, Contact: contact.Name, PeerDevice: rec.Device, NextSeq: 1, Created: now, InviteID: id,
+			Unverified: rec.Contact != "", contact: contact}
 		if _, _, err := a.apply(tx, c, env); err != nil {
 			return err
 		}

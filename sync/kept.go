@@ -57,7 +57,7 @@ func announcementChunks(tx *bolt.Tx, keep func(feed.Slot, []byte) error) error {
 		if err != nil {
 			return err
 		}
-		return keep(annSlot(c.MyAnn, binary.BigEndian.Uint64(k[len(k)-8:])), chunk)
+		return keep(annSlot(c.myFeed(), binary.BigEndian.Uint64(k[len(k)-8:])), chunk)
 	})
 }
 

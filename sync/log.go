@@ -35,6 +35,8 @@ type logEntry struct {
 	MyAnn       []byte    `json:"my_ann,omitempty"`
 	PeerAnn     []byte    `json:"peer_ann,omitempty"`
 	PeerAccount []byte    `json:"peer_account,omitempty"`
+	PeerAnnEp   uint64    `json:"peer_ann_epoch,omitempty"`      // the epochs PeerAnn is of (§10.4 rotation)
+	PeerAnnPeer uint64    `json:"peer_ann_peer_epoch,omitempty"` // …
 
 	// msg and state
 	Origin   []byte       `json:"o,omitempty"`
@@ -79,7 +81,7 @@ func (e *logEntry) validate() error {
 }
 
 func contactEntry(c *contactRecord) *logEntry {
-	return &logEntry{Type: "contact", Contact: c.Name, Created: c.Created, MyAnn: c.MyAnn, PeerAnn: c.PeerAnn, PeerAccount: c.PeerAccount}
+	return &logEntry{Type: "contact", Contact: c.Name, Created: c.Created, MyAnn: c.MyAnn, PeerAnn: c.PeerAnn, PeerAccount: c.PeerAccount, PeerAnnEp: c.PeerAnnEpoch, PeerAnnPeer: c.PeerAnnPeerEpoch}
 }
 
 // messageEntry returns the history entry of a message whose content fits

@@ -238,8 +238,8 @@ func applyContact(tx *bolt.Tx, e *logEntry) error {
 	} else if err != nil {
 		return err
 	}
-	if len(c.PeerAnn) == 0 {
-		c.PeerAnn = e.PeerAnn
+	if len(e.PeerAnn) == 32 {
+		adoptPeerAnn(c, e.PeerAnn, annGen{e.PeerAnnEp, e.PeerAnnPeer}) // the newest feed any of our devices learnt
 	}
 	if len(c.PeerAccount) == 0 {
 		c.PeerAccount = e.PeerAccount

@@ -166,6 +166,12 @@ func (a *Account) writeAfterPoll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
+	// Messages a verified meta released from a device session's gate.
+	rnames, routs, err := a.takeReleased()
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	names, outs = append(names, rnames...), append(outs, routs...)
 	// Everything is sealed and committed first, so that all the puts leave
 	// together: one round trip, not one per kind of write.
 	if err := a.packLog(); err != nil {

@@ -165,6 +165,12 @@ func (r *catchUpRound) apply(found []fetched) error {
 		if err != nil {
 			return err
 		}
+		if r.conv.metaOK {
+			r.conv.metaOK = false
+			if err := r.a.openGate(r.tx, r.conv, r.sess); err != nil {
+				return err
+			}
+		}
 		r.result.New = append(r.result.New, in...)
 		r.result.Read = append(r.result.Read, read...)
 	}
@@ -243,6 +249,13 @@ func (a *Account) deliver(tx *bolt.Tx, c *convRecord, env *envelope) (*Message, 
 		}
 		return nil, nil
 	case KindData, KindFile, KindPart:
+		if c.Unverified {
+			// Nothing from a device session counts before its peer proved,
+			// by a meta message the contact's list vouches for, that it is
+			// the contact's device.
+			a.problem(fmt.Errorf("%s: message #%d dropped: the session's device has not proven it is %s's (no valid meta message)", c.Name, env.Seq, c.Contact))
+			return nil, nil
+		}
 	default:
 		return nil, nil
 	}

@@ -98,12 +98,10 @@ func (a *Account) send(ctx context.Context, contact string, ct *content, opts Se
 		if err := saveContact(tx, c); err != nil {
 			return err
 		}
-		if len(sessions) == 0 {
-			// A device just restored or linked: the message waits for the
-			// first session with one of the contact's devices.
-			if err := tx.Bucket(bucketWaiting).Put(contactKey(contact, msg.Local), nil); err != nil {
-				return err
-			}
+		// A device just restored or linked has no session yet, or only
+		// unverified ones: the message waits for the first (gate).
+		if sessions, err = gate(tx, contact, sessions, msg); err != nil {
+			return err
 		}
 		for _, conv := range sessions {
 			s, err := loadSession(conv)
@@ -136,7 +134,7 @@ func (a *Account) send(ctx context.Context, contact string, ct *content, opts Se
 	m := msg.public(contact)
 	perrs := a.putCopies(ctx, names, outs, true)
 	if len(outs) == 0 {
-		return m, fmt.Errorf("%w: no session with any of %s's devices yet (a new device: it goes out when one of theirs answers, at a later 'deaddrop read')", ErrNotStored, contact)
+		return m, fmt.Errorf("%w: no verified session with any of %s's devices yet (a new device: it goes out when one of theirs answers, at a later 'deaddrop read')", ErrNotStored, contact)
 	}
 	for _, i := range last {
 		if perrs[i] == nil {

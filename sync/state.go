@@ -40,9 +40,12 @@ var (
 	bucketAnnounced = []byte("announced") // contact\0index → the chunk we wrote to our announcement feed
 	bucketParts     = []byte("parts")     // session → partialRecord: the parts of a long message received so far
 	bucketLogParts  = []byte("logparts")  // contact\0origin → partialRecord: a long message's history entries read so far
+	bucketGated     = []byte("gated")     // session\0local → nothing: sent while that device session was unverified
+	bucketReleased  = []byte("released")  // session\0seq → nothing: outbox entries openGate queued, not yet put
 	allBuckets      = [][]byte{bucketAccount, bucketInvites, bucketAccepted, bucketConvs,
 		bucketOutbox, bucketMessages, bucketOutIndex, bucketHeld, bucketUnseen,
-		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced, bucketParts, bucketLogParts}
+		bucketContacts, bucketOrigins, bucketStage, bucketBlocks, bucketLogs, bucketLeaves, bucketWhere, bucketDirectory, bucketUnstored, bucketWaiting, bucketAnnounced,
+		bucketParts, bucketLogParts, bucketGated, bucketReleased}
 )
 
 // marker is the value of keys whose presence is what counts: not empty,
@@ -79,10 +82,20 @@ type convRecord struct {
 	AckOwed    bool      `json:"ack_owed"`    // we received something that wants an ack
 	Created    time.Time `json:"created"`
 	InviteID   []byte    `json:"invite_id"`
+	// Unverified marks a device session (contact~device) whose peer has not
+	// yet sent a meta message that verifies against the contact's signed
+	// device list: it carries no data in either direction until then (data
+	// from it is dropped, data to it waits in bucketGated). Sessions from
+	// before this field, and first sessions with a person, are never gated.
+	Unverified bool `json:"unverified,omitempty"`
 	// SkippedSeen is when (Unix seconds) each skipped key of the session was
 	// first seen, by its slot's fingerprint: keys older than SkippedKeyTTL
 	// are dropped.
 	SkippedSeen map[string]int64 `json:"skipped_seen,omitempty"`
+
+	// metaOK says that a meta message verified this session in this
+	// transaction: the catch-up queues what waited for it (openGate).
+	metaOK bool
 
 	// contact caches the contact's record while a transaction delivers
 	// many messages (decoding it per message was most of a catch-up's
