@@ -66,12 +66,17 @@ func (a *Account) logChunks(tx *bolt.Tx, keep func(feed.Slot, []byte) error) err
 	if !a.historyOn {
 		return nil
 	}
+	keys := a.epochKeys()
 	return tx.Bucket(bucketBlocks).ForEach(func(k, v []byte) error {
 		r := new(blockRecord)
 		if err := decodeRecord("history block", v, r); err != nil {
 			return err
 		}
-		return keep(logSlot(a.history[:], a.device, binary.BigEndian.Uint64(k)), r.Chunk)
+		key, ok := keys[r.Epoch]
+		if !ok {
+			return fmt.Errorf("history block %d: this device lacks the key of epoch %d", binary.BigEndian.Uint64(k), r.Epoch)
+		}
+		return keep(logSlot(key[:], a.device, binary.BigEndian.Uint64(k)), r.Chunk)
 	})
 }
 

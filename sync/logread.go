@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/deaddrop/deaddrop/feed"
@@ -21,32 +22,70 @@ const (
 )
 
 // readLog reads a device's log from where this device stopped, verifying
-// each block against the merkle root of the blocks before it, and hands the
-// entries of every window to sink inside the transaction that advances the
-// cursor. It returns the number of blocks read.
+// each block (its device's signature, an epoch its device was in, the merkle
+// root of the blocks before it), and hands the entries of every window to
+// sink inside the transaction that advances the cursor. It returns the
+// number of blocks read. A slot holding something else than the log's next
+// block is reported once as a problem and skipped (the block may be in a
+// later epoch's slot); a removed device's log is read only up to the end its
+// removal recorded, and only if its root there is the recorded one.
 func (a *Account) readLog(ctx context.Context, get fetcher, device string, sink func(*bolt.Tx, []*logEntry) error) (int, error) {
+	w, err := a.logWriter(device)
+	if err != nil {
+		return 0, err
+	}
+	if w == nil {
+		return 0, fmt.Errorf("history log of device %s: no device list names the device", device)
+	}
 	var cur *logCursor
-	err := a.db.View(func(tx *bolt.Tx) (err error) { cur, err = loadCursor(tx, device); return })
+	err = a.db.View(func(tx *bolt.Tx) (err error) { cur, err = loadCursor(tx, device); return })
 	if err != nil {
 		return 0, err
 	}
 	f := cur.frontier()
+	epoch := max(cur.Epoch, w.from)
+	limit := uint64(math.MaxUint64)
+	if w.removed {
+		limit = f.Size // removed before protocol version 4 recorded where logs end
+		if w.end != nil {
+			limit = w.end.Size
+		}
+	}
 	read := 0
 	window := firstLogWindow
 	var blocks []*block
 	var chunks [][]byte
 	for done := false; !done; {
-		got, gotChunks, err := a.fetchBlocks(ctx, get, device, f, window)
-		if err != nil {
-			return read, err
+		n := 0
+		if f.Size < limit {
+			n = int(min(uint64(window), limit-f.Size))
+		}
+		var got []*block
+		var gotChunks [][]byte
+		more := false
+		if n > 0 {
+			if got, gotChunks, more, err = a.fetchBlocks(ctx, get, device, w, f, &epoch, n); err != nil {
+				return read, err
+			}
 		}
 		blocks, chunks = append(blocks, got...), append(chunks, gotChunks...)
-		done = len(got) < window
+		done = !more
 		window = min(2*window, maxLogWindow)
+		if w.end != nil {
+			// A removed device's log is applied whole, once its root at
+			// the recorded end checks out.
+			if !done || len(blocks) == 0 || f.Size < w.end.Size {
+				continue
+			}
+			if root := f.Root(); string(root[:]) != string(w.end.Root) {
+				a.problem(fmt.Errorf("%w: the log of removed device %s does not have the merkle root its removal recorded at size %d: not read", ErrTamperedLog, device, w.end.Size))
+				return read, nil
+			}
+		}
 		// Commit what was read every so many blocks and at the end: one
 		// durable commit per window would cost more than the fetching.
 		if len(blocks) >= commitLogBlocks || (done && len(blocks) > 0) {
-			if err := a.commitBlocks(device, blocks, chunks, f, sink); err != nil {
+			if err := a.commitBlocks(device, blocks, chunks, f, epoch, sink); err != nil {
 				return read, err
 			}
 			read += len(blocks)
@@ -59,36 +98,93 @@ func (a *Account) readLog(ctx context.Context, get fetcher, device string, sink 
 // commitLogBlocks bounds how many blocks a log read holds before committing.
 const commitLogBlocks = 1024
 
-// fetchBlocks fetches up to window blocks of a log after f, in parallel, and
-// returns those before the first missing one, each verified and appended to f.
-func (a *Account) fetchBlocks(ctx context.Context, get fetcher, device string, f *merkle.Frontier, window int) ([]*block, [][]byte, error) {
-	slots := make([]feed.Slot, window)
-	for i := range slots {
-		slots[i] = logSlot(a.history[:], device, f.Size+uint64(i))
+// fetchBlocks fetches up to window blocks of a log after f from the slots
+// of *epoch, in parallel, and returns those before the first missing or
+// invalid one, each verified and appended to f. If it found fewer than
+// window, it looks for the next block in the slots of the later epochs its
+// writer was in, moving *epoch on to the first that holds it; more reports
+// that the log may go on.
+func (a *Account) fetchBlocks(ctx context.Context, get fetcher, device string, w *logWriter, f *merkle.Frontier, epoch *uint64, window int) (blocks []*block, chunks [][]byte, more bool, err error) {
+	keys := a.epochKeys()
+	if key, ok := keys[*epoch]; ok && w.canWrite(*epoch) {
+		slots := make([]feed.Slot, window)
+		for i := range slots {
+			slots[i] = logSlot(key[:], device, f.Size+uint64(i))
+		}
+		for i, r := range get(ctx, slots) {
+			if errors.Is(r.err, feed.ErrNotFound) {
+				break
+			}
+			if r.err != nil {
+				return nil, nil, false, fmt.Errorf("history log of device %s: %w", device, r.err)
+			}
+			b, err := openBlock(key[:], *epoch, w.identity, device, f.Size, r.chunk, f.Root())
+			if err != nil {
+				a.junkSlot(slots[i], err)
+				break
+			}
+			f.Append(merkle.LeafHash(r.chunk))
+			blocks, chunks = append(blocks, b), append(chunks, r.chunk)
+		}
+		if len(blocks) == window {
+			return blocks, chunks, true, nil
+		}
 	}
-	var blocks []*block
-	var chunks [][]byte
-	keys := a.epochKeys().blockKeys()
-	for _, r := range get(ctx, slots) {
+	var later []uint64
+	for e := range keys {
+		if e > *epoch && w.canWrite(e) {
+			later = append(later, e)
+		}
+	}
+	if len(later) == 0 {
+		return blocks, chunks, false, nil
+	}
+	slices.Sort(later)
+	slots := make([]feed.Slot, len(later))
+	for i, e := range later {
+		key := keys[e]
+		slots[i] = logSlot(key[:], device, f.Size)
+	}
+	for i, r := range get(ctx, slots) {
 		if errors.Is(r.err, feed.ErrNotFound) {
-			break
+			continue
 		}
 		if r.err != nil {
-			return nil, nil, fmt.Errorf("history log of device %s: %w", device, r.err)
+			return nil, nil, false, fmt.Errorf("history log of device %s: %w", device, r.err)
 		}
-		b, err := openBlock(keys, device, f.Size, r.chunk, f.Root())
+		key := keys[later[i]]
+		b, err := openBlock(key[:], later[i], w.identity, device, f.Size, r.chunk, f.Root())
 		if err != nil {
-			return nil, nil, err
+			a.junkSlot(slots[i], err)
+			continue
 		}
 		f.Append(merkle.LeafHash(r.chunk))
-		blocks, chunks = append(blocks, b), append(chunks, r.chunk)
+		*epoch = later[i]
+		return append(blocks, b), append(chunks, r.chunk), true, nil
 	}
-	return blocks, chunks, nil
+	return blocks, chunks, false, nil
+}
+
+// junkSlot reports, once per slot, a history slot that does not hold the
+// block a reader looked for there: written by a removed device, or by a
+// device of protocol version 3.
+func (a *Account) junkSlot(slot feed.Slot, err error) {
+	a.junkMu.Lock()
+	defer a.junkMu.Unlock()
+	if a.junk == nil {
+		a.junk = map[string]bool{}
+	}
+	if a.junk[string(slot[:])] {
+		return
+	}
+	a.junk[string(slot[:])] = true
+	a.problem(fmt.Errorf("%w: skipped", err))
 }
 
 // commitBlocks stores the leaves and locations of blocks just read, hands
-// their entries to sink and advances the cursor to f, in one transaction.
-func (a *Account) commitBlocks(device string, blocks []*block, chunks [][]byte, f *merkle.Frontier, sink func(*bolt.Tx, []*logEntry) error) error {
+// their entries to sink and advances the cursor to f (its last block in
+// epoch), in one transaction.
+func (a *Account) commitBlocks(device string, blocks []*block, chunks [][]byte, f *merkle.Frontier, epoch uint64, sink func(*bolt.Tx, []*logEntry) error) error {
 	return a.db.Update(func(tx *bolt.Tx) error {
 		var entries []*logEntry
 		for i, b := range blocks {
@@ -103,7 +199,9 @@ func (a *Account) commitBlocks(device string, blocks []*block, chunks [][]byte, 
 		if err := sink(tx, entries); err != nil {
 			return err
 		}
-		return putRecord(tx.Bucket(bucketLogs), []byte(device), cursorOf(f))
+		c := cursorOf(f)
+		c.Epoch = epoch
+		return putRecord(tx.Bucket(bucketLogs), []byte(device), c)
 	})
 }
 
@@ -123,16 +221,13 @@ func (a *Account) syncLogs(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// syncLog reads one other device's log and applies it. A block that no
-// epoch key we know opens may be of an epoch whose key the directory read of
-// this same Poll is about to learn (they run side by side): then it reads
-// the directory itself and tries once more.
+// syncLog reads one other device's log and applies it. The directory read
+// of this same Poll (they run side by side) may learn a new epoch, whose
+// slots may hold the log's next blocks: then it reads once more.
 func (a *Account) syncLog(ctx context.Context, get fetcher, device string) error {
+	before := len(a.epochKeys())
 	err := a.syncLogOnce(ctx, get, device)
-	if errors.Is(err, errSealed) {
-		if derr := a.syncDirectoryWith(ctx, get); derr != nil {
-			return derr
-		}
+	if err == nil && len(a.epochKeys()) > before {
 		err = a.syncLogOnce(ctx, get, device)
 	}
 	return err
