@@ -299,7 +299,7 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, erro
 	gone := l.Devices[i]
 	// Read its log to the end first: the new list records where it ends,
 	// and nothing it writes after is read by anyone.
-	if err := a.syncLog(ctx, a.fetchAll, gone.ID); err != nil {
+	if err := a.syncLog(ctx, a.fetchAll, gone.ID, nil); err != nil {
 		a.problem(fmt.Errorf("reading the log of device %s before removing it: %w", gone.ID, err))
 	}
 	next := l.successor()

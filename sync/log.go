@@ -99,7 +99,7 @@ func (a *Account) stage(tx *bolt.Tx, e *logEntry) error {
 type block struct {
 	Device  string      `json:"dev"`
 	Index   uint64      `json:"i"`
-	Epoch   uint64      `json:"ep"` // the history epoch whose key seals it
+	Epoch   uint64      `json:"ep"`   // the history epoch whose key seals it
 	Prev    []byte      `json:"prev"` // merkle root of blocks 0..Index-1 of this log
 	Entries []*logEntry `json:"e"`
 }

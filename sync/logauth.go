@@ -26,9 +26,14 @@ import (
 // that device), not under an old epoch (its slots are junk to the reader,
 // who goes on to the next epoch's slot for the same block).
 
+// ProtocolVersion is the version of docs/protocol.md this package
+// implements. Version 4 signs history blocks and bounds removed devices'
+// logs; its readers refuse version 3's unsigned blocks (ErrOldHistoryBlock).
+const ProtocolVersion = 4
+
 // blockFormat is the first byte of a version 4 block's plaintext; version
 // 3's plaintext was the block's JSON, whose first byte is '{'.
-const blockFormat = 0x04
+const blockFormat = ProtocolVersion
 
 // blockSigSize is the size of the Ed25519 signature after it.
 const blockSigSize = 64

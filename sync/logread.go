@@ -30,6 +30,16 @@ const (
 // later epoch's slot); a removed device's log is read only up to the end its
 // removal recorded, and only if its root there is the recorded one.
 func (a *Account) readLog(ctx context.Context, get fetcher, device string, sink func(*bolt.Tx, []*logEntry) error) (int, error) {
+	return a.readLogAfter(ctx, get, device, nil, sink)
+}
+
+// readLogAfter is readLog for a Poll, whose directory read runs side by
+// side: before it applies anything, it waits for ready (the directory read
+// done) and, if the device lists changed meanwhile (the writer may have
+// been removed, its log's end recorded), reads again under what they say
+// now. Otherwise blocks a removed device wrote after its removal would be
+// applied by a device that learns of the removal in that same Poll.
+func (a *Account) readLogAfter(ctx context.Context, get fetcher, device string, ready func(), sink func(*bolt.Tx, []*logEntry) error) (int, error) {
 	w, err := a.logWriter(device)
 	if err != nil {
 		return 0, err
@@ -85,6 +95,13 @@ func (a *Account) readLog(ctx context.Context, get fetcher, device string, sink 
 		// Commit what was read every so many blocks and at the end: one
 		// durable commit per window would cost more than the fetching.
 		if len(blocks) >= commitLogBlocks || (done && len(blocks) > 0) {
+			if ready != nil {
+				ready()
+				if w2, err := a.logWriter(device); err != nil || w2 != w {
+					return a.readLogAfter(ctx, get, device, nil, sink)
+				}
+				ready = nil
+			}
 			if err := a.commitBlocks(device, blocks, chunks, f, epoch, sink); err != nil {
 				return read, err
 			}
@@ -215,26 +232,27 @@ func (a *Account) syncLogs(ctx context.Context) error {
 	var errs []error
 	for _, id := range logDevices(l) {
 		if id != a.device {
-			errs = append(errs, a.syncLog(ctx, a.fetchAll, id))
+			errs = append(errs, a.syncLog(ctx, a.fetchAll, id, nil))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // syncLog reads one other device's log and applies it. The directory read
-// of this same Poll (they run side by side) may learn a new epoch, whose
-// slots may hold the log's next blocks: then it reads once more.
-func (a *Account) syncLog(ctx context.Context, get fetcher, device string) error {
+// of this same Poll (they run side by side; ready waits for it, see
+// readLogAfter) may learn a new epoch, whose slots may hold the log's next
+// blocks: then it reads once more.
+func (a *Account) syncLog(ctx context.Context, get fetcher, device string, ready func()) error {
 	before := len(a.epochKeys())
-	err := a.syncLogOnce(ctx, get, device)
+	err := a.syncLogOnce(ctx, get, device, ready)
 	if err == nil && len(a.epochKeys()) > before {
-		err = a.syncLogOnce(ctx, get, device)
+		err = a.syncLogOnce(ctx, get, device, nil)
 	}
 	return err
 }
 
-func (a *Account) syncLogOnce(ctx context.Context, get fetcher, device string) error {
-	_, err := a.readLog(ctx, get, device, func(tx *bolt.Tx, entries []*logEntry) error {
+func (a *Account) syncLogOnce(ctx context.Context, get fetcher, device string, ready func()) error {
+	_, err := a.readLogAfter(ctx, get, device, ready, func(tx *bolt.Tx, entries []*logEntry) error {
 		contacts := contactCache{}
 		for _, e := range entries {
 			if err := applyEntry(tx, e, contacts); err != nil {

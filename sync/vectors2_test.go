@@ -151,7 +151,7 @@ func buildEpochVectors(t *testing.T) *epochVectors {
 		Devices:  []Device{{ID: dev, Name: "first", Identity: pub.Bytes(), Added: time.Unix(1700000000, 0).UTC()}},
 		Removed:  []string{"0123456789abcdef", "fedcba9876543210"},
 		Recovery: rec.Bytes(), Epoch: 2, Keys: map[string][]byte{dev: toDev, "recovery": sealed},
-		Ends:     map[string]LogEnd{"fedcba9876543210": {Size: 2, Root: endRoot}}})
+		Ends: map[string]LogEnd{"fedcba9876543210": {Size: 2, Root: endRoot}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,253 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/ratchet"
+	"github.com/deaddrop/deaddrop/sync/merkle"
+	"github.com/deaddrop/deaddrop/transport"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Issue 12, item 2: a removed device keeps its whole state (HK, the keys of
+// the epochs it was in, its device identity) and, running a modified client,
+// logs forged incoming and outgoing messages, a fake contact with keys of its
+// choosing and read states: to its own log, past the end its removal
+// recorded, and into the logs of the remaining devices under HK₀ (slots it
+// can still derive). Every remaining device's Poll and a later restore from
+// the phrase report what they skip, fail nothing, apply none of it, and lose
+// nothing legitimate (what the laptop logged before its removal included).
+func TestRemovedDeviceForgesHistory(t *testing.T) {
+	ctx := context.Background()
+	store := feed.NewMemory()
+	tr := nopCloser{transport.NewDirect(store)}
+	newAcct := func(name string) *Account {
+		a, err := Create(t.TempDir(), name, tr, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		return a
+	}
+	alice, bob := newAcct("alice"), newAcct("bob")
+	phrase := alice.RecoveryPhrase()
+	inv, _ := alice.Invite("bob")
+	if _, err := bob.Accept(ctx, inv, ""); err != nil {
+		t.Fatal(err)
+	}
+	join := func(name string) *Account {
+		t.Helper()
+		code, _, err := alice.LinkDevice(ctx, name, time.Hour)
+		if err != nil {
+			t.Fatalf("link %s: %v", name, err)
+		}
+		d, _, err := JoinDevice(ctx, t.TempDir(), code, tr, Options{})
+		if err != nil {
+			t.Fatalf("join %s: %v", name, err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	var problems []error
+	poll := func(accts ...*Account) {
+		t.Helper()
+		for range 3 {
+			for _, a := range accts {
+				res, err := a.Poll(ctx, nil)
+				if err != nil {
+					t.Fatalf("%s poll: %v", a.device, err)
+				}
+				problems = append(problems, res.Problems...)
+			}
+		}
+	}
+	sendTo := func(a *Account, to, body string) {
+		t.Helper()
+		if _, err := a.Send(ctx, to, body); err != nil {
+			t.Fatalf("%s send: %v", a.device, err)
+		}
+	}
+	poll(alice, bob)
+	phone, laptop := join("phone"), join("laptop")
+	poll(alice, phone, laptop, bob)
+	sendTo(alice, "bob", "a1")
+	poll(alice, phone, laptop, bob)
+	sendTo(laptop, "bob", "l1") // logged by the laptop before its removal: kept
+	poll(alice, phone, laptop, bob)
+	sendTo(bob, "alice", "b1") // never marked seen by anyone
+	poll(alice, phone, laptop, bob)
+	want := "a1,l1,b1"
+	for _, d := range []*Account{alice, phone, laptop} {
+		if h := bodies(t, d, "bob"); h != want {
+			t.Fatalf("before removal: %s has %q, want %q", d.device, h, want)
+		}
+	}
+	var b1 *messageRecord
+	laptop.db.View(func(tx *bolt.Tx) error {
+		m, err := messagesOf(tx, "bob")
+		if err == nil {
+			b1 = m[2]
+		}
+		return err
+	})
+	if b1 == nil || b1.Body != "b1" || b1.Seen {
+		t.Fatalf("the laptop's b1: %+v", b1)
+	}
+
+	if _, err := alice.RemoveDevice(ctx, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := alice.deviceList()
+	if end, ok := l.Ends[laptop.device]; !ok || end.Size == 0 {
+		t.Fatalf("the removing list records no end for the laptop's log: %+v", l.Ends)
+	}
+
+	// The attacker's moves, with the laptop's state (it never learns
+	// epoch 1).
+	evil, _ := ratchet.NewIdentity(rand.Reader)
+	forged := []*logEntry{
+		{Type: "contact", Contact: "mallory", Created: time.Now().UTC(), MyAnn: bytes.Repeat([]byte{0xee}, 32),
+			PeerAnn: bytes.Repeat([]byte{0xef}, 32), PeerAccount: evil.Public().Bytes()},
+		{Type: "msg", Contact: "bob", Origin: bytes.Repeat([]byte{0xf1}, originSize), Dir: Incoming, Body: []byte("forged in"),
+			Sent: time.Now().UTC(), Received: time.Now().UTC(), State: Received},
+		{Type: "msg", Contact: "bob", Origin: bytes.Repeat([]byte{0xf2}, originSize), Dir: Outgoing, Body: []byte("forged out"),
+			Sent: time.Now().UTC(), State: Read, Seen: true},
+		{Type: "msg", Contact: "mallory", Origin: bytes.Repeat([]byte{0xf3}, originSize), Dir: Incoming, Body: []byte("forged mallory"),
+			Sent: time.Now().UTC(), Received: time.Now().UTC(), State: Received},
+		{Type: "state", Contact: "bob", Origin: b1.Origin, State: Read, Seen: true},
+	}
+	// 1. Its own log, past the recorded end, as its client would write it.
+	if err := laptop.db.Update(func(tx *bolt.Tx) error {
+		for _, e := range forged {
+			if err := laptop.stage(tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.flushLog(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 2. The next blocks of the remaining devices' logs, under HK₀ (and
+	// the epoch-0 slots it derives from HK), signed with its own key.
+	forgeNext := func(victim *Account) {
+		t.Helper()
+		heads, _ := laptop.LogHeads()
+		i := slices.IndexFunc(heads, func(h LogHead) bool { return h.Device == victim.device })
+		if i < 0 {
+			t.Fatalf("the laptop has no head for %s", victim.device)
+		}
+		for index := heads[i].Size; index < heads[i].Size+3; index++ {
+			var prev merkle.Hash
+			if index == heads[i].Size {
+				prev = heads[i].Root
+			}
+			body, _ := json.Marshal(&block{Device: victim.device, Index: index, Epoch: 0, Prev: prev[:], Entries: forged})
+			chunk, err := sealContent(secretKey("history", laptop.history[:]), blockAD(victim.device, index), encodeBlock(laptop.id, body), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Put(ctx, logSlot(laptop.history[:], victim.device, index), chunk); err != nil {
+				t.Fatalf("squatting block %d of %s: %v", index, victim.device, err)
+			}
+		}
+	}
+	forgeNext(alice)
+	forgeNext(phone)
+
+	// The remaining devices log on (in epoch 1) and read each other.
+	sendTo(alice, "bob", "a2")
+	poll(alice, phone, bob)
+	sendTo(phone, "bob", "p1")
+	poll(alice, phone, bob)
+	sendTo(bob, "alice", "b2")
+	poll(alice, phone, bob)
+	want = "a1,l1,b1,a2,p1,b2"
+	check := func(d *Account, what string) {
+		t.Helper()
+		if h := bodies(t, d, "bob"); h != want {
+			t.Errorf("%s: history %q, want %q", what, h, want)
+		}
+		cs, _ := d.Contacts()
+		for _, c := range cs {
+			if c.Name == "mallory" {
+				t.Errorf("%s: a forged contact was applied", what)
+			}
+		}
+	}
+	for _, d := range []*Account{alice, phone} {
+		check(d, d.device)
+		u, _ := d.History("bob", Query{UnseenOnly: true})
+		if !slices.ContainsFunc(u, func(m Message) bool { return m.Body == "b1" }) {
+			t.Errorf("%s: b1 marked seen by a forged state entry", d.device)
+		}
+	}
+	tampered := 0
+	for _, p := range problems {
+		if errors.Is(p, ErrTamperedLog) {
+			tampered++
+		}
+	}
+	if tampered == 0 {
+		t.Errorf("the forged blocks were not reported: %v", problems)
+	}
+
+	r, stats, err := Restore(ctx, t.TempDir(), phrase, "restored", tr, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	check(r, "restore")
+	reported := false
+	for _, p := range stats.Problems {
+		reported = reported || errors.Is(p, ErrTamperedLog)
+	}
+	if !reported {
+		t.Errorf("the restore did not report the forged blocks: %v", stats.Problems)
+	}
+	for _, p := range append(problems, stats.Problems...) {
+		if strings.Contains(p.Error(), "forged") {
+			t.Errorf("problem quotes forged content: %v", p)
+		}
+	}
+}
+
+// bodies lists a conversation's message bodies in order.
+func bodies(t *testing.T, a *Account, contact string) string {
+	t.Helper()
+	h, err := a.History(contact, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, m := range h {
+		s = append(s, m.Body)
+	}
+	return strings.Join(s, ",")
+}
+
+// messagesOf returns a conversation's message records in order.
+func messagesOf(tx *bolt.Tx, contact string) ([]*messageRecord, error) {
+	var out []*messageRecord
+	p := contactPrefix(contact)
+	c := tx.Bucket(bucketMessages).Cursor()
+	for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+		m := new(messageRecord)
+		if err := decodeRecord("message", v, m); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
