@@ -1,12 +1,14 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	gosync "sync"
 	"time"
 
@@ -399,7 +401,7 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, recs []*block
 			err := a.tr.Put(ctx, logSlot(key[:], a.device, idx), recs[i].Chunk)
 			switch {
 			case errors.Is(err, feed.ErrSlotUsed):
-				errs[i] = fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?)", idx)
+				errs[i] = fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?): %w", idx, err)
 			case err != nil:
 				errs[i] = fmt.Errorf("history block %d: %w", idx, err)
 			}
@@ -407,7 +409,14 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, recs []*block
 	}
 	wg.Wait()
 	var stored []uint64
+	squatted := uint64(math.MaxUint64)
 	for i, idx := range indexes {
+		switch {
+		case errors.Is(errs[i], feed.ErrSlotUsed) && a.holds(ctx, recs[i], idx):
+			errs[i] = nil // a put that reached the store before, unrecorded
+		case errors.Is(errs[i], feed.ErrSlotUsed):
+			squatted = min(squatted, idx)
+		}
 		if errs[i] == nil {
 			stored = append(stored, idx)
 		}
@@ -417,7 +426,29 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, recs []*block
 			return err
 		}
 	}
+	if squatted != math.MaxUint64 {
+		// Taken by a removed device in an old epoch: move on to the
+		// current one (the next flush writes the repacked blocks).
+		ok, err := a.repackFrom(squatted)
+		if err != nil {
+			return err
+		}
+		if ok {
+			a.problem(fmt.Errorf("history block %d: its slot in an old epoch was taken (by a removed device?): repacked under the current epoch", squatted))
+			return a.putOwnBlocks(ctx, false)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// holds reports whether the slot of one of our blocks holds that block.
+func (a *Account) holds(ctx context.Context, r *blockRecord, index uint64) bool {
+	key, ok := a.epochKeys()[r.Epoch]
+	if !ok {
+		return false
+	}
+	got, err := a.tr.Get(ctx, logSlot(key[:], a.device, index))
+	return err == nil && bytes.Equal(got, r.Chunk)
 }
 
 // markBlocksStored records that the store accepted some of our blocks.

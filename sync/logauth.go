@@ -2,6 +2,7 @@ package sync
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	gosync "sync"
@@ -218,4 +219,83 @@ func (a *Account) recordEnds(next *DeviceList, removed []string) error {
 		next.Ends[id] = end
 	}
 	return nil
+}
+
+// repackFrom seals this device's blocks from index from on again under the
+// current epoch, in the slots of that epoch, because the slot of block from
+// in the epoch it was packed under holds another chunk: a device removed in
+// a later epoch, which still derives the slots of the epochs it was in, took
+// it before this device learnt of the removal. Readers look for a block in
+// later epochs' slots when the one they are in holds junk, so the log goes
+// on there. It reports whether it repacked anything (only if the current
+// epoch is later than the block's).
+func (a *Account) repackFrom(from uint64) (bool, error) {
+	keys := a.epochKeys()
+	epoch, key := keys.current()
+	repacked := false
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		blocks := tx.Bucket(bucketBlocks)
+		r := new(blockRecord)
+		if err := decodeRecord("history block", blocks.Get(u64(from)), r); err != nil {
+			return err
+		}
+		if r.Epoch >= epoch {
+			return nil // the slot was taken within the current epoch: nothing to move to
+		}
+		tree, err := logTree(tx, a.device, from)
+		if err != nil {
+			return err
+		}
+		f := new(merkle.Frontier)
+		for i := range tree.Size() {
+			f.Append(tree.Leaf(i))
+		}
+		for index := from; ; index++ {
+			data := blocks.Get(u64(index))
+			if data == nil {
+				break
+			}
+			r := new(blockRecord)
+			if err := decodeRecord("history block", data, r); err != nil {
+				return err
+			}
+			old, ok := keys[r.Epoch]
+			if !ok {
+				return fmt.Errorf("history block %d: this device lacks the key of epoch %d", index, r.Epoch)
+			}
+			content, err := openContent(secretKey("history", old[:]), blockAD(a.device, index), r.Chunk)
+			if err != nil || len(content) < 1+blockSigSize || content[0] != blockFormat {
+				return fmt.Errorf("%w: own history block %d does not open", ErrCorruptState, index)
+			}
+			b := new(block)
+			if err := json.Unmarshal(content[1+blockSigSize:], b); err != nil {
+				return fmt.Errorf("%w: own history block %d: %v", ErrCorruptState, index, err)
+			}
+			root := f.Root()
+			b.Epoch, b.Prev = epoch, root[:]
+			body, err := json.Marshal(b)
+			if err != nil {
+				return err
+			}
+			chunk, err := sealContent(secretKey("history", key[:]), blockAD(a.device, index), encodeBlock(a.id, body), a.opts.Rand)
+			if err != nil {
+				return fmt.Errorf("repacking history block %d: %w", index, err)
+			}
+			if err := putRecord(blocks, u64(index), &blockRecord{Chunk: chunk, Epoch: epoch}); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketUnstored).Put(u64(index), marker); err != nil {
+				return err
+			}
+			if err := putLeaf(tx, a.device, index, chunk); err != nil {
+				return err
+			}
+			f.Append(merkle.LeafHash(chunk))
+		}
+		own := cursorOf(f)
+		own.Epoch = epoch
+		repacked = true
+		return putRecord(tx.Bucket(bucketLogs), []byte(a.device), own)
+	})
+	return repacked, err
 }

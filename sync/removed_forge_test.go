@@ -143,14 +143,17 @@ func TestRemovedDeviceForgesHistory(t *testing.T) {
 	// the epoch-0 slots it derives from HK), signed with its own key.
 	forgeNext := func(victim *Account) {
 		t.Helper()
-		heads, _ := laptop.LogHeads()
-		i := slices.IndexFunc(heads, func(h LogHead) bool { return h.Device == victim.device })
-		if i < 0 {
-			t.Fatalf("the laptop has no head for %s", victim.device)
+		next := uint64(0)
+		for {
+			if _, err := store.Get(ctx, logSlot(laptop.history[:], victim.device, next)); errors.Is(err, feed.ErrNotFound) {
+				break
+			}
+			next++
 		}
-		for index := heads[i].Size; index < heads[i].Size+3; index++ {
-			var prev merkle.Hash
-			if index == heads[i].Size {
+		heads, _ := laptop.LogHeads()
+		for index := next; index < next+3; index++ {
+			var prev merkle.Hash // the root it extends, if the laptop knows it
+			if i := slices.IndexFunc(heads, func(h LogHead) bool { return h.Device == victim.device }); i >= 0 && heads[i].Size == index {
 				prev = heads[i].Root
 			}
 			body, _ := json.Marshal(&block{Device: victim.device, Index: index, Epoch: 0, Prev: prev[:], Entries: forged})
@@ -166,6 +169,11 @@ func TestRemovedDeviceForgesHistory(t *testing.T) {
 	forgeNext(alice)
 	forgeNext(phone)
 
+	// The phone has not polled since the removal: it packs its next block
+	// under epoch 0, whose slot the laptop took. Once it learns epoch 1 it
+	// repacks the block there, and its siblings read it.
+	sendTo(phone, "bob", "p0")
+	poll(phone, alice, bob)
 	// The remaining devices log on (in epoch 1) and read each other.
 	sendTo(alice, "bob", "a2")
 	poll(alice, phone, bob)
@@ -173,7 +181,7 @@ func TestRemovedDeviceForgesHistory(t *testing.T) {
 	poll(alice, phone, bob)
 	sendTo(bob, "alice", "b2")
 	poll(alice, phone, bob)
-	want = "a1,l1,b1,a2,p1,b2"
+	want = "a1,l1,b1,p0,a2,p1,b2"
 	check := func(d *Account, what string) {
 		t.Helper()
 		if h := bodies(t, d, "bob"); h != want {
@@ -198,6 +206,9 @@ func TestRemovedDeviceForgesHistory(t *testing.T) {
 		if errors.Is(p, ErrTamperedLog) {
 			tampered++
 		}
+	}
+	if !slices.ContainsFunc(problems, func(p error) bool { return strings.Contains(p.Error(), "repacked") }) {
+		t.Errorf("the phone's block packed under epoch 0 was not repacked: %v", problems)
 	}
 	if tampered == 0 {
 		t.Errorf("the forged blocks were not reported: %v", problems)
@@ -250,4 +261,51 @@ func messagesOf(tx *bolt.Tx, contact string) ([]*messageRecord, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// A history block in protocol version 3's format (unsigned JSON, as a device
+// still running version 3 writes it) is not read: the Poll reports it as
+// such, fails nothing, and applies nothing of it.
+func TestOldFormatHistoryBlock(t *testing.T) {
+	ctx := context.Background()
+	store := feed.NewMemory()
+	tr := nopCloser{transport.NewDirect(store)}
+	alice, err := Create(t.TempDir(), "alice", tr, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	code, _, err := alice.LinkDevice(ctx, "laptop", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop, _, err := JoinDevice(ctx, t.TempDir(), code, tr, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer laptop.Close()
+	root := new(merkle.Tree).Root()
+	old, _ := json.Marshal(&block{Device: laptop.device, Index: 0, Prev: root[:], Entries: []*logEntry{
+		{Type: "contact", Contact: "carol", MyAnn: bytes.Repeat([]byte{1}, 32)}}})
+	chunk, err := sealContent(secretKey("history", laptop.history[:]), blockAD(laptop.device, 0), old, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(ctx, logSlot(laptop.history[:], laptop.device, 0), chunk); err != nil {
+		t.Fatal(err)
+	}
+	res, err := alice.Poll(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range res.Problems {
+		found = found || errors.Is(p, ErrOldHistoryBlock)
+	}
+	if !found {
+		t.Fatalf("the version 3 block was not reported as such: %v", res.Problems)
+	}
+	if cs, _ := alice.Contacts(); len(cs) != 0 {
+		t.Fatalf("applied a version 3 block: %+v", cs)
+	}
 }
