@@ -45,7 +45,8 @@ func (a *Account) readLogAfter(ctx context.Context, get fetcher, device string, 
 		return 0, err
 	}
 	if w == nil {
-		return 0, fmt.Errorf("history log of device %s: no device list names the device", device)
+		a.reportOnce("writer "+device, fmt.Errorf("%w: history log of device %s: no device list kept here names the device: not read", ErrTamperedLog, device))
+		return 0, nil
 	}
 	var cur *logCursor
 	err = a.db.View(func(tx *bolt.Tx) (err error) { cur, err = loadCursor(tx, device); return })
@@ -57,7 +58,7 @@ func (a *Account) readLogAfter(ctx context.Context, get fetcher, device string, 
 	limit := uint64(math.MaxUint64)
 	if w.removed {
 		limit = f.Size // removed before protocol version 4 recorded where logs end
-		if w.end != nil {
+		if w.end != nil && !a.reported("end "+device) {
 			limit = w.end.Size
 		}
 	}
@@ -88,7 +89,7 @@ func (a *Account) readLogAfter(ctx context.Context, get fetcher, device string, 
 				continue
 			}
 			if root := f.Root(); string(root[:]) != string(w.end.Root) {
-				a.problem(fmt.Errorf("%w: the log of removed device %s does not have the merkle root its removal recorded at size %d: not read", ErrTamperedLog, device, w.end.Size))
+				a.reportOnce("end "+device, fmt.Errorf("%w: the log of removed device %s does not have the merkle root its removal recorded at size %d: not read", ErrTamperedLog, device, w.end.Size))
 				return read, nil
 			}
 		}
@@ -186,16 +187,28 @@ func (a *Account) fetchBlocks(ctx context.Context, get fetcher, device string, w
 // block a reader looked for there: written by a removed device, or by a
 // device of protocol version 3.
 func (a *Account) junkSlot(slot feed.Slot, err error) {
+	a.reportOnce(string(slot[:]), fmt.Errorf("%w: skipped", err))
+}
+
+// reported reports whether reportOnce has reported key.
+func (a *Account) reported(key string) bool {
+	a.junkMu.Lock()
+	defer a.junkMu.Unlock()
+	return a.junk[key]
+}
+
+// reportOnce reports a problem the first time this Account meets it.
+func (a *Account) reportOnce(key string, err error) {
 	a.junkMu.Lock()
 	defer a.junkMu.Unlock()
 	if a.junk == nil {
 		a.junk = map[string]bool{}
 	}
-	if a.junk[string(slot[:])] {
+	if a.junk[key] {
 		return
 	}
-	a.junk[string(slot[:])] = true
-	a.problem(fmt.Errorf("%w: skipped", err))
+	a.junk[key] = true
+	a.problem(err)
 }
 
 // commitBlocks stores the leaves and locations of blocks just read, hands
