@@ -8,6 +8,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -307,5 +308,89 @@ func TestOldFormatHistoryBlock(t *testing.T) {
 	}
 	if cs, _ := alice.Contacts(); len(cs) != 0 {
 		t.Fatalf("applied a version 3 block: %+v", cs)
+	}
+}
+
+// overwriteStore lets a slot be written again with other bytes, as a store
+// that cannot tell may.
+type overwriteStore struct {
+	mu     gosync.Mutex
+	chunks map[feed.Slot][]byte
+}
+
+func (s *overwriteStore) Put(_ context.Context, slot feed.Slot, chunk []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chunks[slot] = bytes.Clone(chunk)
+	return nil
+}
+
+func (s *overwriteStore) Get(_ context.Context, slot feed.Slot) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.chunks[slot]; ok {
+		return bytes.Clone(c), nil
+	}
+	return nil, feed.ErrNotFound
+}
+
+func (s *overwriteStore) Close() error { return nil }
+
+// On a store that lets a slot be overwritten, a removed device rewrites its
+// own block below the end its removal recorded, signed with its own key: a
+// restore finds that the log's root at the end is not the recorded one,
+// reports it and applies nothing of that log.
+func TestRemovedDeviceRewritesItsLog(t *testing.T) {
+	ctx := context.Background()
+	store := &overwriteStore{chunks: map[feed.Slot][]byte{}}
+	tr := nopCloser{transport.NewDirect(store)}
+	alice, err := Create(t.TempDir(), "alice", tr, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	code, _, err := alice.LinkDevice(ctx, "laptop", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop, _, err := JoinDevice(ctx, t.TempDir(), code, tr, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer laptop.Close()
+	if err := laptop.db.Update(func(tx *bolt.Tx) error {
+		return laptop.stage(tx, &logEntry{Type: "contact", Contact: "carol", MyAnn: bytes.Repeat([]byte{1}, 32)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.flushLog(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.RemoveDevice(ctx, "laptop"); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := alice.Contacts(); len(cs) != 1 {
+		t.Fatalf("alice did not read the laptop's log before removing it: %+v", cs)
+	}
+	root := new(merkle.Tree).Root()
+	body, _ := json.Marshal(&block{Device: laptop.device, Index: 0, Prev: root[:], Entries: []*logEntry{
+		{Type: "contact", Contact: "mallory", MyAnn: bytes.Repeat([]byte{2}, 32)}}})
+	chunk, err := sealContent(secretKey("history", laptop.history[:]), blockAD(laptop.device, 0), encodeBlock(laptop.id, body), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Put(ctx, logSlot(laptop.history[:], laptop.device, 0), chunk)
+	r, stats, err := Restore(ctx, t.TempDir(), alice.RecoveryPhrase(), "restored", tr, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if cs, _ := r.Contacts(); len(cs) != 0 {
+		t.Fatalf("the restore applied a rewritten log: %+v", cs)
+	}
+	if !slices.ContainsFunc(stats.Problems, func(p error) bool {
+		return errors.Is(p, ErrTamperedLog) && strings.Contains(p.Error(), "recorded")
+	}) {
+		t.Fatalf("the rewritten log was not reported: %v", stats.Problems)
 	}
 }
