@@ -75,7 +75,7 @@ func (a *Account) readLogAfter(ctx context.Context, get fetcher, device string, 
 		var gotChunks [][]byte
 		more := false
 		if n > 0 {
-			if got, gotChunks, more, err = a.fetchBlocks(ctx, get, device, w, f, &epoch, n); err != nil {
+			if got, gotChunks, more, err = a.fetchBlocks(ctx, get, device, w, f, &epoch, n, window == firstLogWindow); err != nil {
 				return read, err
 			}
 		}
@@ -120,50 +120,71 @@ const commitLogBlocks = 1024
 // of *epoch, in parallel, and returns those before the first missing or
 // invalid one, each verified and appended to f. If it found fewer than
 // window, it looks for the next block in the slots of the later epochs its
-// writer was in, moving *epoch on to the first that holds it; more reports
-// that the log may go on.
-func (a *Account) fetchBlocks(ctx context.Context, get fetcher, device string, w *logWriter, f *merkle.Frontier, epoch *uint64, window int) (blocks []*block, chunks [][]byte, more bool, err error) {
+// writer was in, moving *epoch on to the first that holds it (with ahead,
+// it asks for those in the same wave as the window); more reports that the
+// log may go on.
+func (a *Account) fetchBlocks(ctx context.Context, get fetcher, device string, w *logWriter, f *merkle.Frontier, epoch *uint64, window int, ahead bool) (blocks []*block, chunks [][]byte, more bool, err error) {
 	keys := a.epochKeys()
-	if key, ok := keys[*epoch]; ok && w.canWrite(*epoch) {
-		slots := make([]feed.Slot, window)
-		for i := range slots {
-			slots[i] = logSlot(key[:], device, f.Size+uint64(i))
-		}
-		for i, r := range get(ctx, slots) {
-			if errors.Is(r.err, feed.ErrNotFound) {
-				break
-			}
-			if r.err != nil {
-				return nil, nil, false, fmt.Errorf("history log of device %s: %w", device, r.err)
-			}
-			b, err := openBlock(key[:], *epoch, w.identity, device, f.Size, r.chunk, f.Root())
-			if err != nil {
-				a.junkSlot(slots[i], err)
-				break
-			}
-			f.Append(merkle.LeafHash(r.chunk))
-			blocks, chunks = append(blocks, b), append(chunks, r.chunk)
-		}
-		if len(blocks) == window {
-			return blocks, chunks, true, nil
-		}
-	}
 	var later []uint64
 	for e := range keys {
 		if e > *epoch && w.canWrite(e) {
 			later = append(later, e)
 		}
 	}
+	slices.Sort(later)
+	laterSlots := func() []feed.Slot {
+		slots := make([]feed.Slot, len(later))
+		for i, e := range later {
+			key := keys[e]
+			slots[i] = logSlot(key[:], device, f.Size)
+		}
+		return slots
+	}
+	var slots []feed.Slot
+	key, inEpoch := keys[*epoch]
+	inEpoch = inEpoch && w.canWrite(*epoch)
+	if inEpoch {
+		for i := range window {
+			slots = append(slots, logSlot(key[:], device, f.Size+uint64(i)))
+		}
+	}
+	n := len(slots)
+	if ahead || !inEpoch {
+		// The next block may be in a later epoch's slot: ask in the same
+		// wave (a poll that finds nothing new then costs one round trip).
+		slots = append(slots, laterSlots()...)
+	}
+	if len(slots) == 0 {
+		return nil, nil, false, nil
+	}
+	results := get(ctx, slots)
+	for i, r := range results[:n] {
+		if errors.Is(r.err, feed.ErrNotFound) {
+			break
+		}
+		if r.err != nil {
+			return nil, nil, false, fmt.Errorf("history log of device %s: %w", device, r.err)
+		}
+		b, err := openBlock(key[:], *epoch, w.identity, device, f.Size, r.chunk, f.Root())
+		if err != nil {
+			a.junkSlot(slots[i], err)
+			break
+		}
+		f.Append(merkle.LeafHash(r.chunk))
+		blocks, chunks = append(blocks, b), append(chunks, r.chunk)
+	}
+	if n > 0 && len(blocks) == n {
+		return blocks, chunks, true, nil
+	}
 	if len(later) == 0 {
 		return blocks, chunks, false, nil
 	}
-	slices.Sort(later)
-	slots := make([]feed.Slot, len(later))
-	for i, e := range later {
-		key := keys[e]
-		slots[i] = logSlot(key[:], device, f.Size)
+	laterResults, ls := results[n:], slots[n:]
+	if len(blocks) > 0 || len(laterResults) == 0 {
+		ls = laterSlots() // for the index after the blocks found
+		laterResults = get(ctx, ls)
 	}
-	for i, r := range get(ctx, slots) {
+	for i, r := range laterResults {
 		if errors.Is(r.err, feed.ErrNotFound) {
 			continue
 		}
@@ -173,7 +194,7 @@ func (a *Account) fetchBlocks(ctx context.Context, get fetcher, device string, w
 		key := keys[later[i]]
 		b, err := openBlock(key[:], later[i], w.identity, device, f.Size, r.chunk, f.Root())
 		if err != nil {
-			a.junkSlot(slots[i], err)
+			a.junkSlot(ls[i], err)
 			continue
 		}
 		f.Append(merkle.LeafHash(r.chunk))
