@@ -189,6 +189,10 @@ type Account struct {
 	epochMu gosync.RWMutex
 	epochs  epochKeys // history epoch keys; epoch 0's is the history key
 
+	writers writerCache // who wrote which history log, from the device lists
+	junkMu  gosync.Mutex
+	junk    map[string]bool // history slots reported as junk (once each)
+
 	fin *finisher // records put outcomes and uploads blocks after Send returned
 }
 

@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -120,29 +121,36 @@ func newBlockFile(db *bolt.DB) *blockFile {
 	return &blockFile{path: filepath.Join(filepath.Dir(db.Path()), blockFileName)}
 }
 
-// putOwnBlock records block index of this device's log: the bytes in the
-// block file, the hash in the transaction. The caller syncs the file
-// (syncOwnBlocks) before the transaction commits.
-func (a *Account) putOwnBlock(tx *bolt.Tx, index uint64, chunk []byte) error {
+// putOwnBlock records block index of this device's log, sealed under the
+// key of epoch: the bytes in the block file; the hash and the epoch in the
+// transaction. The caller syncs the file (syncOwnBlocks) before the
+// transaction commits.
+func (a *Account) putOwnBlock(tx *bolt.Tx, index uint64, chunk []byte, epoch uint64) error {
 	if err := a.blocks.write(index, chunk); err != nil {
 		return err
 	}
 	h := sha256.Sum256(chunk)
 	blocks := tx.Bucket(bucketBlocks)
 	blocks.FillPercent = 1 // keys only grow: full pages, not half-full ones
-	return blocks.Put(u64(index), h[:])
+	return blocks.Put(u64(index), binary.BigEndian.AppendUint64(h[:], epoch))
 }
 
 func (a *Account) syncOwnBlocks() error { return a.blocks.sync(a.db.NoSync) }
 
-// ownBlock returns block index of this device's log from its record v.
-func (a *Account) ownBlock(index uint64, v []byte) ([]byte, error) {
-	if len(v) == sha256.Size {
-		return a.blocks.read(index, v)
+// ownBlock returns block index of this device's log from its record v: a
+// hash and an epoch pointing into the block file, or the block inline in
+// JSON (state from before the block file, and blocks repacked in place).
+func (a *Account) ownBlock(index uint64, v []byte) (*blockRecord, error) {
+	if len(v) == sha256.Size+8 {
+		chunk, err := a.blocks.read(index, v[:sha256.Size])
+		if err != nil {
+			return nil, err
+		}
+		return &blockRecord{Chunk: chunk, Epoch: binary.BigEndian.Uint64(v[sha256.Size:])}, nil
 	}
-	r := new(blockRecord) // written before the block file existed
+	r := new(blockRecord)
 	if err := decodeRecord("history block", v, r); err != nil {
 		return nil, err
 	}
-	return r.Chunk, nil
+	return r, nil
 }

@@ -52,6 +52,9 @@ type DeviceList struct {
 	// one carries its key sealed to each device (by ID) and to "recovery".
 	Epoch uint64            `json:"epoch,omitempty"`
 	Keys  map[string][]byte `json:"keys,omitempty"`
+	// Ends, in a version that removes devices, gives the size and merkle
+	// root of each removed device's history log: nothing after is read.
+	Ends map[string]LogEnd `json:"ends,omitempty"`
 }
 
 // signedList is the wire form of a DeviceList.
@@ -179,6 +182,7 @@ func (l *DeviceList) successor() *DeviceList {
 	next.Devices = slices.Clone(l.Devices)
 	next.Removed = slices.Clone(l.Removed)
 	next.Keys = nil
+	next.Ends = nil
 	return &next
 }
 
@@ -293,8 +297,16 @@ func (a *Account) RemoveDevice(ctx context.Context, which string) (*Device, erro
 		return nil, errors.New("this is the device you are on: remove it from another device")
 	}
 	gone := l.Devices[i]
+	// Read its log to the end first: the new list records where it ends,
+	// and nothing it writes after is read by anyone.
+	if err := a.syncLog(ctx, a.fetchAll, gone.ID, nil); err != nil {
+		a.problem(fmt.Errorf("reading the log of device %s before removing it: %w", gone.ID, err))
+	}
 	next := l.successor()
 	next.remove(gone.ID)
+	if err := a.recordEnds(next, []string{gone.ID}); err != nil {
+		return nil, err
+	}
 	// What we log from now on, the removed device cannot open.
 	if err := sealEpoch(next, a.opts.Rand); err != nil {
 		return nil, err

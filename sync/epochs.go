@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"slices"
 
 	"github.com/deaddrop/deaddrop/ratchet"
 	bolt "go.etcd.io/bbolt"
@@ -30,22 +29,6 @@ func (k epochKeys) current() (uint64, [32]byte) {
 		e = max(e, n)
 	}
 	return e, k[e]
-}
-
-// blockKeys lists the keys that may seal a block, newest first.
-func (k epochKeys) blockKeys() [][]byte {
-	epochs := make([]uint64, 0, len(k))
-	for e := range k {
-		epochs = append(epochs, e)
-	}
-	slices.Sort(epochs)
-	slices.Reverse(epochs)
-	var out [][]byte
-	for _, e := range epochs {
-		key := k[e]
-		out = append(out, secretKey("history", key[:]))
-	}
-	return out
 }
 
 func (k epochKeys) marshal() []byte {

@@ -34,18 +34,23 @@ var JoinLinkForTest = joinLink
 func InlineOwnBlocksForTest(a *Account) error {
 	return a.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBlocks)
-		type kv struct{ k, v []byte }
+		type kv struct {
+			k []byte
+			r *blockRecord
+		}
 		var all []kv
 		err := b.ForEach(func(k, v []byte) error {
-			chunk, err := a.ownBlock(binary.BigEndian.Uint64(k), v)
-			all = append(all, kv{append([]byte(nil), k...), chunk})
+			r, err := a.ownBlock(binary.BigEndian.Uint64(k), v)
+			if err == nil {
+				all = append(all, kv{append([]byte(nil), k...), r})
+			}
 			return err
 		})
 		if err != nil {
 			return err
 		}
 		for _, e := range all {
-			if err := putRecord(b, e.k, &blockRecord{Chunk: e.v}); err != nil {
+			if err := putRecord(b, e.k, e.r); err != nil {
 				return err
 			}
 		}

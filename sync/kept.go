@@ -66,13 +66,18 @@ func (a *Account) logChunks(tx *bolt.Tx, keep func(feed.Slot, []byte) error) err
 	if !a.historyOn {
 		return nil
 	}
+	keys := a.epochKeys()
 	return tx.Bucket(bucketBlocks).ForEach(func(k, v []byte) error {
 		index := binary.BigEndian.Uint64(k)
-		chunk, err := a.ownBlock(index, v)
+		r, err := a.ownBlock(index, v)
 		if err != nil {
 			return err
 		}
-		return keep(logSlot(a.history[:], a.device, index), chunk)
+		key, ok := keys[r.Epoch]
+		if !ok {
+			return fmt.Errorf("history block %d: this device lacks the key of epoch %d", index, r.Epoch)
+		}
+		return keep(logSlot(key[:], a.device, index), r.Chunk)
 	})
 }
 

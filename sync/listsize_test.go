@@ -35,6 +35,10 @@ func TestLargestListFits(t *testing.T) {
 	if err := sealEpoch(l, rand.Reader); err != nil {
 		t.Fatal(err)
 	}
+	// Version 4: the removing version records where the removed log ends
+	// (a remove removes one device, and so does a restore into a full
+	// account: MaxDevices-1 devices stay, itself added).
+	l.Ends = map[string]LogEnd{l.Removed[0]: {Size: 1 << 40, Root: bytes.Repeat([]byte{0xff}, 32)}}
 	signed, err := signList(id, l)
 	if err != nil {
 		t.Fatal(err)

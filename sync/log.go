@@ -1,16 +1,19 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	gosync "sync"
 	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
+	"github.com/deaddrop/deaddrop/ratchet"
 	"github.com/deaddrop/deaddrop/sync/merkle"
 	bolt "go.etcd.io/bbolt"
 )
@@ -20,6 +23,8 @@ import (
 // append-only log: blocks in secret slots derived from the history key and
 // its device ID, each block sealed under the history key and carrying the
 // merkle root of the log before it (RFC 9162 tree over the blocks' chunks).
+// Since protocol version 4 each block is signed by its device and its slot
+// derives from the key of the epoch it is sealed in (logauth.go).
 // A device reads its siblings' logs to show what they sent and read; a device
 // restored from the recovery phrase reads them all. Each log has one writer,
 // so two devices reconcile by comparing each log's size and root and fetching
@@ -110,6 +115,7 @@ func (a *Account) stage(tx *bolt.Tx, e *logEntry) error {
 type block struct {
 	Device  string      `json:"dev"`
 	Index   uint64      `json:"i"`
+	Epoch   uint64      `json:"ep"`   // the history epoch whose key seals it
 	Prev    []byte      `json:"prev"` // merkle root of blocks 0..Index-1 of this log
 	Entries []*logEntry `json:"e"`
 }
@@ -118,6 +124,7 @@ type block struct {
 // accepted it is bucketUnstored's business.
 type blockRecord struct {
 	Chunk []byte `json:"chunk"`
+	Epoch uint64 `json:"epoch,omitempty"` // its slot derives from this epoch's key
 }
 
 func (b *blockRecord) validate() error {
@@ -127,9 +134,11 @@ func (b *blockRecord) validate() error {
 	return nil
 }
 
-func logSlot(history []byte, device string, index uint64) feed.Slot {
+// logSlot is the slot of block index of a device's log sealed in the epoch
+// whose key is given (epoch 0's is HK).
+func logSlot(epochKey []byte, device string, index uint64) feed.Slot {
 	id, _ := hex.DecodeString(device)
-	return secretSlot("history", history, id, u64(index))
+	return secretSlot("history", epochKey, id, u64(index))
 }
 
 func blockAD(device string, index uint64) []byte {
@@ -141,7 +150,8 @@ func blockAD(device string, index uint64) []byte {
 // extend the log without reading its leaves.
 type logCursor struct {
 	Next     uint64 `json:"next"`
-	Frontier []byte `json:"frontier"` // the frontier's subtree roots, 32 bytes each
+	Frontier []byte `json:"frontier"`        // the frontier's subtree roots, 32 bytes each
+	Epoch    uint64 `json:"epoch,omitempty"` // the epoch of the last block read
 }
 
 func (c *logCursor) validate() error {
@@ -259,18 +269,18 @@ func (a *Account) packStaged(tx *bolt.Tx) error {
 		return err
 	}
 	f := cur.frontier()
-	_, epochKey := a.epochKeys().current()
+	epoch, epochKey := a.epochKeys().current()
 	for len(entries) > 0 {
 		index := f.Size
-		n, content, err := fillBlock(&block{Device: a.device, Index: index}, entries, f.Root())
+		n, body, err := fillBlock(&block{Device: a.device, Index: index, Epoch: epoch}, entries, f.Root())
 		if err != nil {
 			return err
 		}
-		chunk, err := sealContent(secretKey("history", epochKey[:]), blockAD(a.device, index), content, a.opts.Rand)
+		chunk, err := sealContent(secretKey("history", epochKey[:]), blockAD(a.device, index), encodeBlock(a.id, body), a.opts.Rand)
 		if err != nil {
 			return err
 		}
-		if err := a.putOwnBlock(tx, index, chunk); err != nil {
+		if err := a.putOwnBlock(tx, index, chunk, epoch); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketUnstored).Put(u64(index), marker); err != nil {
@@ -293,11 +303,13 @@ func (a *Account) packStaged(tx *bolt.Tx) error {
 	if err := a.syncOwnBlocks(); err != nil { // before the hashes commit
 		return err
 	}
-	return putRecord(tx.Bucket(bucketLogs), []byte(a.device), cursorOf(f))
+	own := cursorOf(f)
+	own.Epoch = epoch
+	return putRecord(tx.Bucket(bucketLogs), []byte(a.device), own)
 }
 
 // fillBlock puts as many entries as fit into b and returns how many and the
-// encoded block. Each entry is encoded once: the block's encoding is its
+// block's JSON (what its device signs). Each entry is encoded once: the block's encoding is its
 // frame (with no entries) plus the entries and the commas between them, so
 // the count that fits is found by adding lengths, not by encoding the block
 // again for every entry added.
@@ -318,7 +330,7 @@ func fillBlock(b *block, entries []*logEntry, prev merkle.Hash) (int, []byte, er
 		if n > 0 {
 			add++ // the comma
 		}
-		if size+add > sealedContentMax {
+		if size+add > sealedContentMax-1-blockSigSize {
 			break
 		}
 		size, n = size+add, n+1
@@ -353,11 +365,11 @@ func (a *Account) flushLog(ctx context.Context) error {
 func (a *Account) putOwnBlocks(ctx context.Context, all bool) error {
 	from := uint64(0)
 	for {
-		indexes, chunks, err := a.ownBlocks(all, from, a.opts.MaxInFlight)
+		indexes, recs, err := a.ownBlocks(all, from, a.opts.MaxInFlight)
 		if err != nil || len(indexes) == 0 {
 			return err
 		}
-		if err := a.putBlocks(ctx, indexes, chunks); err != nil {
+		if err := a.putBlocks(ctx, indexes, recs); err != nil {
 			return err
 		}
 		from = indexes[len(indexes)-1] + 1
@@ -366,7 +378,7 @@ func (a *Account) putOwnBlocks(ctx context.Context, all bool) error {
 
 // ownBlocks lists up to limit of this device's history blocks from index
 // from on: all, or only those not stored yet.
-func (a *Account) ownBlocks(all bool, from uint64, limit int) (indexes []uint64, chunks [][]byte, err error) {
+func (a *Account) ownBlocks(all bool, from uint64, limit int) (indexes []uint64, recs []*blockRecord, err error) {
 	err = a.db.View(func(tx *bolt.Tx) error {
 		blocks := tx.Bucket(bucketBlocks)
 		index := tx.Bucket(bucketUnstored) // only those: a send must not scan the whole log
@@ -376,23 +388,24 @@ func (a *Account) ownBlocks(all bool, from uint64, limit int) (indexes []uint64,
 		c := index.Cursor()
 		for k, _ := c.Seek(u64(from)); k != nil && len(indexes) < limit; k, _ = c.Next() {
 			index := binary.BigEndian.Uint64(k)
-			chunk, err := a.ownBlock(index, blocks.Get(k))
+			r, err := a.ownBlock(index, blocks.Get(k))
 			if err != nil {
 				return err
 			}
-			indexes, chunks = append(indexes, index), append(chunks, chunk)
+			indexes, recs = append(indexes, index), append(recs, r)
 		}
 		return nil
 	})
-	return indexes, chunks, err
+	return indexes, recs, err
 }
 
 // putBlocks writes our blocks to the store, in parallel (at most
 // Options.MaxInFlight at once: after a catch-up there may be dozens, and one
 // after another they would cost a round trip each), and records, in one
 // commit after every put returned, which ones it accepted.
-func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]byte) error {
+func (a *Account) putBlocks(ctx context.Context, indexes []uint64, recs []*blockRecord) error {
 	errs := make([]error, len(indexes))
+	keys := a.epochKeys()
 	sem := make(chan struct{}, a.opts.MaxInFlight)
 	var wg gosync.WaitGroup
 	for i, idx := range indexes {
@@ -400,10 +413,15 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]by
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := a.tr.Put(ctx, logSlot(a.history[:], a.device, idx), chunks[i])
+			key, ok := keys[recs[i].Epoch]
+			if !ok {
+				errs[i] = fmt.Errorf("history block %d: this device lacks the key of epoch %d", idx, recs[i].Epoch)
+				return
+			}
+			err := a.tr.Put(ctx, logSlot(key[:], a.device, idx), recs[i].Chunk)
 			switch {
 			case errors.Is(err, feed.ErrSlotUsed):
-				errs[i] = fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?)", idx)
+				errs[i] = fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?): %w", idx, err)
 			case err != nil:
 				errs[i] = fmt.Errorf("history block %d: %w", idx, err)
 			}
@@ -411,7 +429,14 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]by
 	}
 	wg.Wait()
 	var stored []uint64
+	squatted := uint64(math.MaxUint64)
 	for i, idx := range indexes {
+		switch {
+		case errors.Is(errs[i], feed.ErrSlotUsed) && a.holds(ctx, recs[i], idx):
+			errs[i] = nil // a put that reached the store before, unrecorded
+		case errors.Is(errs[i], feed.ErrSlotUsed):
+			squatted = min(squatted, idx)
+		}
 		if errs[i] == nil {
 			stored = append(stored, idx)
 		}
@@ -421,7 +446,29 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, chunks [][]by
 			return err
 		}
 	}
+	if squatted != math.MaxUint64 {
+		// Taken by a removed device in an old epoch: move on to the
+		// current one (the next flush writes the repacked blocks).
+		ok, err := a.repackFrom(squatted)
+		if err != nil {
+			return err
+		}
+		if ok {
+			a.problem(fmt.Errorf("history block %d: its slot in an old epoch was taken (by a removed device?): repacked under the current epoch", squatted))
+			return a.putOwnBlocks(ctx, false)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// holds reports whether the slot of one of our blocks holds that block.
+func (a *Account) holds(ctx context.Context, r *blockRecord, index uint64) bool {
+	key, ok := a.epochKeys()[r.Epoch]
+	if !ok {
+		return false
+	}
+	got, err := a.tr.Get(ctx, logSlot(key[:], a.device, index))
+	return err == nil && bytes.Equal(got, r.Chunk)
 }
 
 // markBlocksStored records that the store accepted some of our blocks.
@@ -446,29 +493,26 @@ func (a *Account) republishLog(ctx context.Context) error {
 // ErrTamperedLog reports a history block that fails verification.
 var ErrTamperedLog = errors.New("history log does not verify")
 
-// openBlock decrypts block index of a device's log with whichever epoch's
-// key sealed it (keys newest first) and checks it against the root of the
-// blocks before it.
-func openBlock(keys [][]byte, device string, index uint64, chunk []byte, prev merkle.Hash) (*block, error) {
-	content, err := openBlockContent(keys, device, index, chunk)
+// openBlock opens block index of a device's log, found in the slot of
+// epoch `epoch` (whose key is epochKey), and checks that its writer signed
+// it for that epoch and that it extends the blocks before it (root prev).
+func openBlock(epochKey []byte, epoch uint64, writer ratchet.PublicIdentity, device string, index uint64, chunk []byte, prev merkle.Hash) (*block, error) {
+	content, err := openContent(secretKey("history", epochKey), blockAD(device, index), chunk)
+	if err != nil {
+		return nil, fmt.Errorf("%w: block %d of device %s in epoch %d %w", ErrTamperedLog, index, device, epoch, err)
+	}
+	body, err := splitBlock(content, writer, device, index)
 	if err != nil {
 		return nil, err
 	}
-	return decodeBlock(content, device, index, prev)
-}
-
-func openBlockContent(keys [][]byte, device string, index uint64, chunk []byte) ([]byte, error) {
-	err := errSealed
-	for _, k := range keys {
-		var content []byte
-		if content, err = openContent(k, blockAD(device, index), chunk); err == nil {
-			return content, nil
-		}
+	b, err := decodeBlock(body, device, index, prev)
+	if err == nil && b.Epoch != epoch {
+		err = fmt.Errorf("%w: block %d of device %s says it is of epoch %d, not %d", ErrTamperedLog, index, device, b.Epoch, epoch)
 	}
-	return nil, fmt.Errorf("%w: block %d of device %s %w", ErrTamperedLog, index, device, err)
+	return b, err
 }
 
-// decodeBlock decodes and checks a block's plaintext.
+// decodeBlock decodes and checks a block's JSON.
 func decodeBlock(content []byte, device string, index uint64, prev merkle.Hash) (*block, error) {
 	b := new(block)
 	if err := json.Unmarshal(content, b); err != nil {

@@ -107,8 +107,9 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 		parts = append(parts, p)
 		g.Go(func() { p.err = read(&p.res) })
 	}
+	dirDone := make(chan struct{})
 	if a.historyOn {
-		start(func(*PollResult) error { return a.syncDirectoryWith(ctx, get) })
+		start(func(*PollResult) error { defer close(dirDone); return a.syncDirectoryWith(ctx, get) })
 	}
 	readSession := func(name string, res *PollResult) error {
 		err := a.catchUp(ctx, get, probe, name, res, progress)
@@ -135,7 +136,7 @@ func (a *Account) Poll(ctx context.Context, progress Progress) (*PollResult, err
 		start(func(res *PollResult) error { return readSession(name, res) })
 	}
 	for _, id := range logs {
-		start(func(*PollResult) error { return a.syncLog(ctx, get, id) })
+		start(func(*PollResult) error { return a.syncLog(ctx, get, id, func() { g.Await(func() { <-dirDone }) }) })
 	}
 	for _, name := range contacts {
 		start(func(*PollResult) error { return a.announcementsOf(ctx, get, name) })

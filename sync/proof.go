@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/sync/merkle"
 	bolt "go.etcd.io/bbolt"
 )
@@ -77,7 +78,20 @@ func (a *Account) ProveMessage(ctx context.Context, m Message) (*MessageProof, e
 	if err != nil {
 		return nil, err
 	}
-	if p.Chunk, err = a.tr.Get(ctx, logSlot(a.history[:], p.Device, p.Block)); err != nil {
+	// The block is in the slot of the epoch it was sealed in: the one whose
+	// chunk the tree holds.
+	err = feed.ErrNotFound
+	for _, key := range a.epochKeys() {
+		chunk, gerr := a.tr.Get(ctx, logSlot(key[:], p.Device, p.Block))
+		if gerr == nil && merkle.VerifyInclusion(p.Block, p.Size, merkle.LeafHash(chunk), p.Proof, p.Root) == nil {
+			p.Chunk, err = chunk, nil
+			break
+		}
+		if gerr != nil && !errors.Is(gerr, feed.ErrNotFound) {
+			err = gerr
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("fetching history block %d of device %s: %w", p.Block, p.Device, err)
 	}
 	return &p, a.verifyProof(m, &p, tree, origin)
@@ -117,11 +131,22 @@ func (a *Account) verifyProof(m Message, p *MessageProof, tree *merkle.Tree, ori
 	if p.Block >= p.Size {
 		return fmt.Errorf("%w: block %d beyond the log's %d", ErrTamperedLog, p.Block, p.Size)
 	}
-	plain, err := openBlockContent(a.epochKeys().blockKeys(), p.Device, p.Block, p.Chunk)
+	w, err := a.logWriter(p.Device)
 	if err != nil {
 		return err
 	}
-	b, err := decodeBlock(plain, p.Device, p.Block, tree.RootAt(p.Block))
+	if w == nil {
+		return fmt.Errorf("%w: no device list names device %s", ErrTamperedLog, p.Device)
+	}
+	var b *block
+	err = fmt.Errorf("%w: block %d of device %s opens under no epoch key its device had", ErrTamperedLog, p.Block, p.Device)
+	for e, key := range a.epochKeys() {
+		if _, oerr := openContent(secretKey("history", key[:]), blockAD(p.Device, p.Block), p.Chunk); oerr != nil || !w.canWrite(e) {
+			continue
+		}
+		b, err = openBlock(key[:], e, w.identity, p.Device, p.Block, p.Chunk, tree.RootAt(p.Block))
+		break
+	}
 	if err != nil {
 		return err
 	}

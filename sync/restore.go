@@ -73,6 +73,9 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 		if stats.Evicted = evictions(l, stats.logBlocks); len(stats.Evicted) > 0 {
 			for _, e := range stats.Evicted {
 				next.remove(e.ID)
+				if err := a.recordEnds(next, []string{e.ID}); err != nil {
+					return err
+				}
 			}
 			next.Devices = append(next.Devices, *dev)
 			// The evicted devices may be lost, not just unused: what the
@@ -89,7 +92,7 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 		return nil, nil, err
 	}
 	a.announcements(ctx) // a failure is retried by the next Poll
-	stats.Problems = d.junk
+	stats.Problems = append(d.junk, a.takeProblems()...)
 	stats.Duration = time.Since(start)
 	return a, stats, nil
 }

@@ -49,8 +49,17 @@ type epochVectors struct {
 	// History block 0 of the first device sealed under epoch 1's key with
 	// nonce 77…77: entries of every kind, times in UTC and in +01:00 with
 	// nanoseconds (§10.2, §10.6).
-	Block0Content string `json:"history_block_0_epoch1_content"`
-	Block0Chunk   string `json:"history_block_0_epoch1_chunk"`
+	// Protocol version 4: the block's JSON (with "ep": 1) is signed by the
+	// first device (Ed25519 over "deaddrop history block v4" ‖ 0x00 ‖ JSON);
+	// the plaintext sealed is 0x04 ‖ signature ‖ JSON; its slot derives
+	// from HK_1 (§10.6).
+	Block0Content   string `json:"history_block_0_epoch1_content"`
+	Block0Signature string `json:"history_block_0_epoch1_signature"`
+	Block0Slot      string `json:"history_block_0_epoch1_slot"`
+	Block0Chunk     string `json:"history_block_0_epoch1_chunk"`
+	// Its device list version 3 removes device 0123456789abcdef and records
+	// where its log ends (§10.3 "ends"): 2 blocks, this root.
+	DeviceListV3 string `json:"device_list_v3_signed_json"`
 }
 
 func buildEpochVectors(t *testing.T) *epochVectors {
@@ -113,12 +122,12 @@ func buildEpochVectors(t *testing.T) *epochVectors {
 
 	var hk1 [32]byte
 	copy(hk1[:], epochKey)
-	blockKey := epochKeys{0: keys.history, 1: hk1}.blockKeys()[0]
+	blockKey := secretKey("history", hk1[:])
 	v.Epoch1BlockKey = hx(blockKey)
 	plus1 := time.FixedZone("", 3600)
 	origin := bytes.Repeat([]byte{0x8f}, originSize)
 	root := new(merkle.Tree).Root()
-	content, err := json.Marshal(&block{Device: dev, Index: 0, Prev: root[:], Entries: []*logEntry{
+	content, err := json.Marshal(&block{Device: dev, Index: 0, Epoch: 1, Prev: root[:], Entries: []*logEntry{
 		{Type: "contact", Contact: "bob", Created: time.Unix(1700000000, 123456789).In(plus1),
 			MyAnn: bytes.Repeat([]byte{0x11}, 32), PeerAnn: bytes.Repeat([]byte{0x12}, 32), PeerAccount: rec.Bytes()},
 		{Type: "msg", Contact: "bob", Origin: origin, Dir: Outgoing, Body: []byte("hello"),
@@ -129,11 +138,24 @@ func buildEpochVectors(t *testing.T) *epochVectors {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunk, err := sealContent(blockKey, blockAD(dev, 0), content, bytes.NewReader(bytes.Repeat([]byte{0x77}, 24)))
+	plain := encodeBlock(keys.identity, content)
+	chunk, err := sealContent(blockKey, blockAD(dev, 0), plain, bytes.NewReader(bytes.Repeat([]byte{0x77}, 24)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.Block0Content, v.Block0Chunk = string(content), hx(chunk)
+	slot := logSlot(hk1[:], dev, 0)
+	v.Block0Content, v.Block0Signature, v.Block0Slot, v.Block0Chunk = string(content), hx(plain[1:1+blockSigSize]), hx(slot[:]), hx(chunk)
+
+	endRoot := bytes.Repeat([]byte{0x88}, 32)
+	list3, err := signList(keys.identity, &DeviceList{Account: pub.Bytes(), Name: "alice", Version: 3,
+		Devices:  []Device{{ID: dev, Name: "first", Identity: pub.Bytes(), Added: time.Unix(1700000000, 0).UTC()}},
+		Removed:  []string{"0123456789abcdef", "fedcba9876543210"},
+		Recovery: rec.Bytes(), Epoch: 2, Keys: map[string][]byte{dev: toDev, "recovery": sealed},
+		Ends: map[string]LogEnd{"fedcba9876543210": {Size: 2, Root: endRoot}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.DeviceListV3 = string(list3)
 	return v
 }
 
@@ -201,15 +223,27 @@ func TestEpochVectors(t *testing.T) {
 		}
 	}
 	root := new(merkle.Tree).Root()
-	b, err := openBlock(epochKeys{0: keys.history, 1: [32]byte(dec(v.EpochKey))}.blockKeys(), keys.firstDev, 0, dec(v.Block0Chunk), root)
+	if slot := logSlot(dec(v.EpochKey), keys.firstDev, 0); hex.EncodeToString(slot[:]) != v.Block0Slot {
+		t.Fatal("epoch-1 block slot")
+	}
+	b, err := openBlock(dec(v.EpochKey), 1, keys.identity.Public(), keys.firstDev, 0, dec(v.Block0Chunk), root)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Signed by the first device: no other identity verifies it, nor epoch 0.
+	other, _ := ratchet.NewIdentity(bytes.NewReader(bytes.Repeat([]byte{0x99}, 256)))
+	if _, err := openBlock(dec(v.EpochKey), 1, other.Public(), keys.firstDev, 0, dec(v.Block0Chunk), root); err == nil {
+		t.Fatal("the block verifies under another device's identity")
+	}
+	l3, err := verifyList([]byte(v.DeviceListV3), keys.identity.Public())
+	if err != nil || l3.Ends["fedcba9876543210"].Size != 2 {
+		t.Fatalf("list version 3: %v", err)
 	}
 	if len(b.Entries) != 4 || b.Entries[2].Sent.UnixMilli() != 1700000002123 || b.Entries[2].Received.Nanosecond() != 1 {
 		t.Fatalf("block entries: %+v", b.Entries)
 	}
 	// The epoch-0 key must not open it.
-	if _, err := openBlock([][]byte{secretKey("history", keys.history[:])}, keys.firstDev, 0, dec(v.Block0Chunk), root); err == nil {
+	if _, err := openBlock(keys.history[:], 0, keys.identity.Public(), keys.firstDev, 0, dec(v.Block0Chunk), root); err == nil {
 		t.Fatal("an epoch-1 block opens under HK")
 	}
 }

@@ -45,11 +45,13 @@ func accountVectors(t *testing.T) []byte {
 	dev := keys.firstDev
 	ann := bytes.Repeat([]byte{0x11}, 32)
 	root := new(merkle.Tree).Root()
-	content, _ := json.Marshal(&block{Device: dev, Index: 0, Prev: root[:], Entries: []*logEntry{
+	content, _ := json.Marshal(&block{Device: dev, Index: 0, Epoch: 0, Prev: root[:], Entries: []*logEntry{
 		{Type: "contact", Contact: "bob", Created: time.Unix(1700000000, 0).UTC(), MyAnn: ann},
 		{Type: "msg", Contact: "bob", Origin: make([]byte, originSize), Dir: Outgoing, Body: []byte("hello"),
 			Sent: time.Unix(1700000001, 0).UTC(), State: Stored, Seen: true}}})
-	chunk, err := sealContent(secretKey("history", keys.history[:]), blockAD(dev, 0), content, bytes.NewReader(bytes.Repeat([]byte{0x33}, 24)))
+	// The first device's identity is the account identity (§10.1): it signs.
+	plain := encodeBlock(keys.identity, content)
+	chunk, err := sealContent(secretKey("history", keys.history[:]), blockAD(dev, 0), plain, bytes.NewReader(bytes.Repeat([]byte{0x33}, 24)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func accountVectors(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openBlock([][]byte{secretKey("history", keys.history[:])}, dev, 0, chunk, root); err != nil {
+	if _, err := openBlock(keys.history[:], 0, pub, dev, 0, chunk, root); err != nil {
 		t.Fatalf("the vector block does not open: %v", err)
 	}
 	if _, err := verifyList(list, pub); err != nil {
@@ -92,6 +94,8 @@ func accountVectors(t *testing.T) []byte {
 		"announce_slot_0":            slot(annSlot(ann, 0)),
 		"announce_key":               hx(secretKey("announce", ann)),
 		"history_block_0_content":    string(content),
+		"history_block_0_signature":  hx(plain[1 : 1+blockSigSize]),
+		"history_block_0_plaintext":  hx(plain),
 		"history_block_0_chunk":      hx(chunk),
 		"history_block_0_leaf":       hx(leaf[:]),
 		"history_root_block_0_x2":    hx(twice[:]),

@@ -120,6 +120,17 @@ func (g *Gate) wait(r *request) *request {
 	return r
 }
 
+// Await runs wait (which blocks until another reader has done something)
+// as a reader that is not there meanwhile: waves go without it, so the
+// reader it waits for can go on fetching.
+func (g *Gate) Await(wait func()) {
+	g.leave()
+	wait()
+	g.mu.Lock()
+	g.live++
+	g.mu.Unlock()
+}
+
 func (g *Gate) leave() {
 	g.mu.Lock()
 	g.live--

@@ -117,3 +117,36 @@ func TestWaveIdle(t *testing.T) {
 		t.Fatalf("%d waves", w)
 	}
 }
+
+// A reader that waits for another one with Await does not hold the waves
+// back: the other reader's chain of several waves runs, then it goes on and
+// fetches in a wave of its own.
+func TestAwaitLetsWavesGo(t *testing.T) {
+	ctx := context.Background()
+	get := func(_ context.Context, s feed.Slot) ([]byte, error) {
+		if s[0] == 1 && s[1] < 5 { // reader 1 finds five rounds
+			return []byte{1}, nil
+		}
+		return nil, feed.ErrNotFound
+	}
+	g := wave.New(get, 4)
+	done := make(chan struct{})
+	var after []wave.Result
+	g.Go(func() {
+		defer close(done)
+		for round := 0; ; round++ {
+			if out := g.Get(ctx, []feed.Slot{{1, byte(round)}}); out[0].Err != nil {
+				return
+			}
+		}
+	})
+	g.Go(func() {
+		g.Get(ctx, []feed.Slot{{2, 0}})
+		g.Await(func() { <-done })
+		after = g.Get(ctx, []feed.Slot{{2, 1}})
+	})
+	g.Wait()
+	if waves, _ := g.Stats(); len(after) != 1 || !errors.Is(after[0].Err, feed.ErrNotFound) || waves != 7 {
+		t.Fatalf("%d waves, after the wait %v; want 7 and not found", waves, after)
+	}
+}
