@@ -1,6 +1,7 @@
 package ratchet
 
 import (
+	"crypto/ecdh"
 	"errors"
 	"io"
 
@@ -45,20 +46,54 @@ func SealTo(p PublicIdentity, msg []byte, rand io.Reader) ([]byte, error) {
 
 // OpenSealed opens a box sealed to this identity.
 func (id *Identity) OpenSealed(sealed []byte) ([]byte, error) {
+	return openSealed(id.dh, id.pub.DH, sealed)
+}
+
+// SealKey is an X25519 key pair that only opens sealed boxes: a device's
+// sealing key for history epoch keys, separate from its session identity
+// (docs/protocol.md §10.9).
+type SealKey struct {
+	priv, pub [32]byte
+}
+
+// NewSealKey makes the sealing key whose X25519 private key is priv.
+func NewSealKey(priv [32]byte) (*SealKey, error) {
+	k, err := ecdh.X25519().NewPrivateKey(priv[:])
+	if err != nil {
+		return nil, err
+	}
+	s := &SealKey{priv: priv}
+	copy(s.pub[:], k.PublicKey().Bytes())
+	return s, nil
+}
+
+// Public returns the sealing key's X25519 public key.
+func (k *SealKey) Public() [32]byte { return k.pub }
+
+// Open opens a box sealed to this key's public key.
+func (k *SealKey) Open(sealed []byte) ([]byte, error) { return openSealed(k.priv, k.pub, sealed) }
+
+// SealToKey seals msg to the X25519 public key pub (a SealKey's), exactly as
+// SealTo does to an identity's X25519 key.
+func SealToKey(pub [32]byte, msg []byte, rand io.Reader) ([]byte, error) {
+	return SealTo(PublicIdentity{DH: pub}, msg, rand)
+}
+
+func openSealed(priv, pub [32]byte, sealed []byte) ([]byte, error) {
 	if len(sealed) < SealedOverhead {
 		return nil, ErrSealed
 	}
 	var eph [32]byte
 	copy(eph[:], sealed)
-	shared, err := x25519(id.dh, eph)
+	shared, err := x25519(priv, eph)
 	if err != nil {
 		return nil, ErrSealed
 	}
-	aead, err := chacha20poly1305.NewX(sealedKey(shared, eph, id.pub.DH))
+	aead, err := chacha20poly1305.NewX(sealedKey(shared, eph, pub))
 	if err != nil {
 		return nil, err
 	}
-	ad := append(eph[:], id.pub.DH[:]...)
+	ad := append(eph[:], pub[:]...)
 	msg, err := aead.Open(nil, make([]byte, chacha20poly1305.NonceSizeX), sealed[32:], ad)
 	if err != nil {
 		return nil, ErrSealed

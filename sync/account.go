@@ -214,10 +214,17 @@ func Create(dir, name string, tr transport.Transport, opts Options) (*Account, e
 	if err != nil {
 		return nil, err
 	}
+	// Key separation (protocol version 4): the first device's ratchet
+	// identity is random, like every other device's, so the phrase (which
+	// yields the account identity) is no session credential.
+	id, err := ratchet.NewIdentity(opts.Rand)
+	if err != nil {
+		return nil, err
+	}
 	st := &accountState{Name: name, Device: keys.firstDev, History: !opts.NoHistory, Key: keys.history}
-	st.Identity, st.AccountKey = keys.identity, keys.identity
+	st.Identity, st.AccountKey = id, keys.identity
 	l := &DeviceList{Account: keys.identity.Public().Bytes(), Name: name, Version: 1, Recovery: keys.recovery.Public().Bytes(),
-		Devices: []Device{{ID: keys.firstDev, Name: "first", Identity: keys.identity.Public().Bytes(), Added: opts.Now().UTC()}}}
+		Devices: []Device{{ID: keys.firstDev, Name: "first", Identity: id.Public().Bytes(), Seal: sealPub(id), Added: opts.Now().UTC()}}}
 	if st.List, err = signList(keys.identity, l); err != nil {
 		return nil, err
 	}

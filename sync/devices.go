@@ -35,11 +35,19 @@ type Device struct {
 	ID       string    `json:"id"` // 16 hex digits
 	Name     string    `json:"name"`
 	Identity []byte    `json:"identity"` // its ratchet identity, 64 bytes
-	Added    time.Time `json:"added"`
+	// Seal (protocol version 4) is the X25519 public key of the device's
+	// sealing key (deviceSealKey): history epoch keys are sealed to it, not
+	// to the identity. Absent on devices made by version 3.
+	Seal  []byte    `json:"seal,omitempty"`
+	Added time.Time `json:"added"`
 }
 
 // DeviceList is a version of an account's devices, signed by its identity.
 type DeviceList struct {
+	// Format is 4 for a list written under protocol version 4's key
+	// separation (every device has a Seal, and no device's identity is the
+	// account identity); absent (0) for version 3's.
+	Format  int      `json:"format,omitempty"`
 	Account []byte   `json:"account"` // the account identity, 64 bytes
 	Name    string   `json:"name"`    // the account's display name
 	Version uint64   `json:"version"` // from 1, +1 per change
@@ -124,6 +132,7 @@ func newDeviceID(rand io.Reader) (string, error) {
 }
 
 func signList(key *ratchet.Identity, l *DeviceList) ([]byte, error) {
+	l.setFormat()
 	body, err := json.Marshal(l)
 	if err != nil {
 		return nil, err
@@ -155,6 +164,9 @@ func verifyList(signed []byte, account ratchet.PublicIdentity) (*DeviceList, err
 	case len(l.Recovery) != 64:
 		return nil, errors.New("device list: no recovery key")
 	}
+	if l.Format != 0 && l.Format != listFormat {
+		return nil, fmt.Errorf("device list: format %d (this version reads %d and older): update deaddrop", l.Format, listFormat)
+	}
 	seen := map[string]bool{}
 	for _, d := range l.Devices {
 		if err := validDeviceID(d.ID); err != nil {
@@ -163,9 +175,39 @@ func verifyList(signed []byte, account ratchet.PublicIdentity) (*DeviceList, err
 		if _, err := ratchet.ParsePublicIdentity(d.Identity); err != nil || seen[d.ID] {
 			return nil, fmt.Errorf("device list: device %s is duplicated or has a bad identity", d.ID)
 		}
+		if len(d.Seal) != 0 && len(d.Seal) != 32 {
+			return nil, fmt.Errorf("device list: device %s has a sealing key of %d bytes", d.ID, len(d.Seal))
+		}
+		if l.Format == listFormat {
+			// Key separation: the account identity, which the phrase
+			// yields, is never a device's session identity.
+			if len(d.Seal) == 0 {
+				return nil, fmt.Errorf("device list: format %d without a sealing key for device %s", listFormat, d.ID)
+			}
+			if bytes.Equal(d.Identity[:32], l.Account[:32]) || bytes.Equal(d.Identity[32:], l.Account[32:]) {
+				return nil, fmt.Errorf("device list: format %d names the account identity as device %s", listFormat, d.ID)
+			}
+		}
 		seen[d.ID] = true
 	}
 	return l, nil
+}
+
+// listFormat is the Format of lists with key separation (protocol version 4).
+const listFormat = 4
+
+// setFormat marks l as format 4 when every device it lists has a sealing
+// key (and none is the account identity): an account with a device made by
+// version 3 keeps writing version 3 lists until that device is gone.
+func (l *DeviceList) setFormat() {
+	l.Format = listFormat
+	for _, d := range l.Devices {
+		if len(d.Seal) != 32 || len(d.Identity) != 64 || len(l.Account) != 64 ||
+			bytes.Equal(d.Identity[:32], l.Account[:32]) || bytes.Equal(d.Identity[32:], l.Account[32:]) {
+			l.Format = 0
+			return
+		}
+	}
 }
 
 // maxRemovedListed bounds how many removed devices a list names (the most

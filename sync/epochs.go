@@ -73,7 +73,13 @@ func sealEpoch(l *DeviceList, rand io.Reader) error {
 		return err
 	}
 	for _, d := range l.Devices {
-		pub, _ := ratchet.ParsePublicIdentity(d.Identity)
+		if len(d.Seal) == 32 { // version 4: to its sealing key
+			if l.Keys[d.ID], err = ratchet.SealToKey([32]byte(d.Seal), key[:], rand); err != nil {
+				return err
+			}
+			continue
+		}
+		pub, _ := ratchet.ParsePublicIdentity(d.Identity) // version 3: to its identity
 		if l.Keys[d.ID], err = ratchet.SealTo(pub, key[:], rand); err != nil {
 			return err
 		}
@@ -82,7 +88,9 @@ func sealEpoch(l *DeviceList, rand io.Reader) error {
 }
 
 // learnEpochs adds the epoch keys that lists (in version order) carry for
-// whoever opens with id under the name `as` (a device ID, or "recovery").
+// whoever opens with id under the name `as` (a device ID, or "recovery"). A
+// device whose entry in the list has a sealing key (version 4) opens with
+// the key derived from id (deviceSealKey), else with id itself.
 func learnEpochs(k epochKeys, lists []*DeviceList, id *ratchet.Identity, as string) error {
 	for _, l := range lists {
 		if l.Epoch == 0 {
@@ -98,7 +106,13 @@ func learnEpochs(k epochKeys, lists []*DeviceList, id *ratchet.Identity, as stri
 			}
 			return fmt.Errorf("device list version %d starts history epoch %d without a key for %s", l.Version, l.Epoch, as)
 		}
-		key, err := id.OpenSealed(sealed)
+		var key []byte
+		var err error
+		if d := l.find(as); as != "recovery" && d != nil && len(d.Seal) != 0 {
+			key, err = deviceSealKey(id).Open(sealed) // version 4: our sealing key
+		} else {
+			key, err = id.OpenSealed(sealed) // version 3, or the recovery key
+		}
 		if err != nil || len(key) != 32 {
 			return fmt.Errorf("device list version %d: the history key of epoch %d does not open for %s", l.Version, l.Epoch, as)
 		}

@@ -154,3 +154,30 @@ func openContent(key, ad, chunk []byte) ([]byte, error) {
 	}
 	return pt[2 : 2+size], nil
 }
+
+// deviceSealKey derives a device's sealing key for history epoch keys from
+// its identity (protocol version 4, docs/protocol.md §10.9): an X25519 key
+// used for nothing else, so that the session identity and the epoch-key
+// recipient are separate keys, and nothing new is stored.
+//
+//	seal_priv = HKDF-SHA256(IKM = Ed25519 seed ‖ X25519 private key of the identity,
+//	                        salt = "deaddrop v4 device keys", info = "epoch seal", 32)
+func deviceSealKey(id *ratchet.Identity) *ratchet.SealKey {
+	b, _ := id.MarshalBinary() // version ‖ Ed25519 seed ‖ X25519 private key
+	priv, err := hkdf.Key(sha256.New, b[1:], []byte("deaddrop v4 device keys"), "epoch seal", 32)
+	if err != nil {
+		panic(err)
+	}
+	k, err := ratchet.NewSealKey([32]byte(priv))
+	if err != nil {
+		panic(err) // any 32 bytes are an X25519 private key
+	}
+	return k
+}
+
+// sealPub is the public sealing key of a device identity, for its entry in
+// the device list.
+func sealPub(id *ratchet.Identity) []byte {
+	p := deviceSealKey(id).Public()
+	return p[:]
+}

@@ -68,6 +68,7 @@ type Link struct {
 type linkRequest struct {
 	V         int    `json:"v"`
 	Identity  []byte `json:"identity"`  // the joiner's public identity, 64 bytes
+	Seal      []byte `json:"seal"`      // the joiner's public sealing key (deviceSealKey), 32 bytes
 	Ephemeral []byte `json:"ephemeral"` // X25519 public key the answer is sealed to
 	Sig       []byte `json:"sig"`       // by Identity over linkRequestSigned
 }
@@ -92,11 +93,12 @@ var (
 )
 
 // linkRequestSigned is what a join request's signature covers: the request
-// slot (binding it to this code), the identity and the ephemeral key.
-func linkRequestSigned(secret, identity, eph []byte) []byte {
+// slot (binding it to this code), the identity, the ephemeral key and the
+// sealing key.
+func linkRequestSigned(secret, identity, eph, seal []byte) []byte {
 	slot := linkRequestSlot(secret)
 	m := append([]byte("deaddrop link request\x00"), slot[:]...)
-	return append(append(m, identity...), eph...)
+	return append(append(append(m, identity...), eph...), seal...)
 }
 
 // ParseLinkCode checks a link code as 'device link' prints it.
@@ -201,7 +203,7 @@ func (a *Account) WaitLink(ctx context.Context, lk *Link, confirm func(*Device) 
 		return refuse("the code expired", fmt.Errorf("%w at %s: a join request came too late and was refused; run 'deaddrop device link' again", ErrLinkExpired, lk.Expires.Local().Format(time.DateTime)))
 	}
 	dev := lk.Device
-	dev.Identity, dev.Added = req.Identity, a.opts.Now().UTC().Truncate(time.Second)
+	dev.Identity, dev.Seal, dev.Added = req.Identity, req.Seal, a.opts.Now().UTC().Truncate(time.Second)
 	if confirm != nil {
 		if err := confirm(&dev); err != nil {
 			return refuse("the linking device declined", err)
@@ -255,10 +257,10 @@ func openLinkRequest(secret, chunk []byte) (*linkRequest, error) {
 		return nil, fmt.Errorf("has version %d, want %d", req.V, linkVersion)
 	}
 	id, err := ratchet.ParsePublicIdentity(req.Identity)
-	if err != nil || len(req.Ephemeral) != 32 {
+	if err != nil || len(req.Ephemeral) != 32 || len(req.Seal) != 32 {
 		return nil, errors.New("has malformed keys")
 	}
-	if !id.Verify(linkRequestSigned(secret, req.Identity, req.Ephemeral), req.Sig) {
+	if !id.Verify(linkRequestSigned(secret, req.Identity, req.Ephemeral, req.Seal), req.Sig) {
 		return nil, errors.New("is not signed by the identity it names")
 	}
 	return &req, nil
@@ -348,7 +350,7 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 	if l == nil {
 		return nil, nil, fmt.Errorf("%w: the account's device list is not on this store", ErrBadLinkCode)
 	}
-	if me := l.find(ans.Device); me == nil || !bytes.Equal(me.Identity, id.Public().Bytes()) {
+	if me := l.find(ans.Device); me == nil || !bytes.Equal(me.Identity, id.Public().Bytes()) || !bytes.Equal(me.Seal, sealPub(id)) {
 		return nil, nil, fmt.Errorf("%w: the account's signed device list does not name this device with this identity (removed meanwhile?)", ErrBadLinkCode)
 	}
 	st.List, st.Directory, st.Epochs = d.signed, d.chunks, r.keys
@@ -363,8 +365,8 @@ func JoinDevice(ctx context.Context, dir, code string, tr transport.Transport, o
 }
 
 func sealLinkRequest(secret []byte, id *ratchet.Identity, eph []byte, rand io.Reader) ([]byte, error) {
-	pub := id.Public().Bytes()
-	req, err := json.Marshal(&linkRequest{V: linkVersion, Identity: pub, Ephemeral: eph, Sig: id.Sign(linkRequestSigned(secret, pub, eph))})
+	pub, seal := id.Public().Bytes(), sealPub(id)
+	req, err := json.Marshal(&linkRequest{V: linkVersion, Identity: pub, Seal: seal, Ephemeral: eph, Sig: id.Sign(linkRequestSigned(secret, pub, eph, seal))})
 	if err != nil {
 		return nil, err
 	}

@@ -268,8 +268,8 @@ func TestLinkCodeLeakedBeforeUse(t *testing.T) {
 	eph, _ := ratchet.NewIdentity(rand.Reader)
 	ephPub := eph.Public().DH
 	victimPub := victim.Public().Bytes()
-	body, _ := json.Marshal(&linkRequest{V: linkVersion, Identity: victimPub, Ephemeral: ephPub[:],
-		Sig: forger.Sign(linkRequestSigned(secret, victimPub, ephPub[:]))})
+	body, _ := json.Marshal(&linkRequest{V: linkVersion, Identity: victimPub, Seal: sealPub(victim), Ephemeral: ephPub[:],
+		Sig: forger.Sign(linkRequestSigned(secret, victimPub, ephPub[:], sealPub(victim)))})
 	forged, err := sealContent(secretKey("link request", secret), linkRequestAD, body, rand.Reader)
 	if err != nil {
 		t.Fatal(err)

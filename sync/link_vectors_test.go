@@ -33,6 +33,11 @@ type linkVectors struct {
 	// and its public key.
 	JoinerIdentity   string `json:"joiner_identity"`
 	JoinerPublic     string `json:"joiner_public"`
+	// The joiner's sealing key (§10.9): HKDF-SHA256(IKM = 88…88 ‖ 89…89,
+	// salt "deaddrop v4 device keys", info "epoch seal", 32) and its
+	// X25519 public key, the request's "seal".
+	JoinerSealPrivate string `json:"joiner_seal_private"`
+	JoinerSealPublic  string `json:"joiner_seal_public"`
 	EphemeralPrivate string `json:"ephemeral_private"`
 	EphemeralPublic  string `json:"ephemeral_public"`
 	// The message the request signature covers, the request's JSON and
@@ -68,13 +73,23 @@ func buildLinkVectors(t *testing.T) *linkVectors {
 	}
 	priv, _ := joiner.MarshalBinary()
 	v.JoinerIdentity, v.JoinerPublic = hx(priv), hx(joiner.Public().Bytes())
+	// The sealing key, derived here independently of deviceSealKey.
+	sealPriv, err := hkdf.Key(sha256.New, append(rep(0x88, 32), rep(0x89, 32)...), []byte("deaddrop v4 device keys"), "epoch seal", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, _ := ecdh.X25519().NewPrivateKey(sealPriv)
+	if !bytes.Equal(sk.PublicKey().Bytes(), sealPub(joiner)) {
+		t.Fatal("deviceSealKey differs from the §10.9 derivation")
+	}
+	v.JoinerSealPrivate, v.JoinerSealPublic = hx(sealPriv), hx(sk.PublicKey().Bytes())
 	eph, err := ratchet.NewIdentity(bytes.NewReader(append(rep(0x98, 32), rep(0x99, 32)...)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ephPub := eph.Public().DH
 	v.EphemeralPrivate, v.EphemeralPublic = hx(rep(0x99, 32)), hx(ephPub[:])
-	v.RequestSigned = hx(linkRequestSigned(secret, joiner.Public().Bytes(), ephPub[:]))
+	v.RequestSigned = hx(linkRequestSigned(secret, joiner.Public().Bytes(), ephPub[:], sealPub(joiner)))
 	chunk, err := sealLinkRequest(secret, joiner, ephPub[:], bytes.NewReader(rep(0xaa, 24)))
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +178,7 @@ func TestLinkVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(req.Identity, dec(v.JoinerPublic)) || !bytes.Equal(req.Ephemeral, dec(v.EphemeralPublic)) ||
+	if !bytes.Equal(req.Identity, dec(v.JoinerPublic)) || !bytes.Equal(req.Ephemeral, dec(v.EphemeralPublic)) || !bytes.Equal(req.Seal, dec(v.JoinerSealPublic)) ||
 		!ed25519.Verify(dec(v.JoinerPublic)[:32], append([]byte("deaddrop v1 signed statement\x00"), dec(v.RequestSigned)...), req.Sig) {
 		t.Fatal("request does not carry the vector's keys and signature")
 	}

@@ -132,7 +132,7 @@ func newDeviceState(l *DeviceList, deviceName string, opts Options) (*accountSta
 		return nil, nil, err
 	}
 	// Seconds are precise enough, and the list has to fit a message.
-	dev := &Device{ID: devID, Name: deviceName, Identity: id.Public().Bytes(), Added: opts.Now().UTC().Truncate(time.Second)}
+	dev := &Device{ID: devID, Name: deviceName, Identity: id.Public().Bytes(), Seal: sealPub(id), Added: opts.Now().UTC().Truncate(time.Second)}
 	pub, _ := ratchet.ParsePublicIdentity(l.Account)
 	return &accountState{Name: l.Name, Device: dev.ID, Identity: id, AccountPub: pub, History: true}, dev, nil
 }
