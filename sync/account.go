@@ -453,8 +453,13 @@ func (a *Account) Fingerprint() string { return a.accountPub.Fingerprint() }
 // Contact summarises one conversation, over all sessions with the
 // contact's devices.
 type Contact struct {
-	Name        string
-	Fingerprint string // of the contact's account identity
+	Name string
+	// Fingerprint is the contact's account identity's, once a meta message
+	// with the contact's signed device list vouched for a session's peer
+	// (docs/protocol.md §10.9); empty before: "not yet verified". It is
+	// never the fingerprint of a session's identity, which since protocol
+	// version 4 is no account's.
+	Fingerprint string
 	Sessions    int    // verified sessions: one per device of theirs we talk to (an unverified device session carries nothing yet)
 	Sent        uint64 // messages we sent over all sessions (including acks)
 	PeerAcked   uint64
@@ -491,13 +496,6 @@ func (a *Account) Contacts() ([]Contact, error) {
 				ct.PeerAcked += s.PeerAcked
 				ct.Received += s.RecvContig
 				ct.Outbox += countPrefix(tx.Bucket(bucketOutbox), s.Name)
-				if ct.Fingerprint == "" {
-					sess, err := loadSession(s)
-					if err != nil {
-						return err
-					}
-					ct.Fingerprint = sess.Peer().Fingerprint()
-				}
 			}
 			out = append(out, ct)
 			return nil

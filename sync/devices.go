@@ -32,9 +32,9 @@ const deviceIDSize = 8
 
 // Device is one device of an account.
 type Device struct {
-	ID       string    `json:"id"` // 16 hex digits
-	Name     string    `json:"name"`
-	Identity []byte    `json:"identity"` // its ratchet identity, 64 bytes
+	ID       string `json:"id"` // 16 hex digits
+	Name     string `json:"name"`
+	Identity []byte `json:"identity"` // its ratchet identity, 64 bytes
 	// Seal (protocol version 4) is the X25519 public key of the device's
 	// sealing key (deviceSealKey): history epoch keys are sealed to it, not
 	// to the identity. Absent on devices made by version 3.

@@ -31,15 +31,15 @@ type linkVectors struct {
 	// The joiner: its identity (§2 stored form; Ed25519 seed 88…88, X25519
 	// key 89…89) and public keys; the ephemeral X25519 private key 99…99
 	// and its public key.
-	JoinerIdentity   string `json:"joiner_identity"`
-	JoinerPublic     string `json:"joiner_public"`
+	JoinerIdentity string `json:"joiner_identity"`
+	JoinerPublic   string `json:"joiner_public"`
 	// The joiner's sealing key (§10.9): HKDF-SHA256(IKM = 88…88 ‖ 89…89,
 	// salt "deaddrop v4 device keys", info "epoch seal", 32) and its
 	// X25519 public key, the request's "seal".
 	JoinerSealPrivate string `json:"joiner_seal_private"`
 	JoinerSealPublic  string `json:"joiner_seal_public"`
-	EphemeralPrivate string `json:"ephemeral_private"`
-	EphemeralPublic  string `json:"ephemeral_public"`
+	EphemeralPrivate  string `json:"ephemeral_private"`
+	EphemeralPublic   string `json:"ephemeral_public"`
 	// The message the request signature covers, the request's JSON and
 	// the request chunk sealed with nonce aa…aa.
 	RequestSigned  string `json:"request_signed_message"`

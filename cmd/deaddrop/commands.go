@@ -354,7 +354,11 @@ func (c *cli) contactsCmd() *cobra.Command {
 				fmt.Fprintln(c.out, "no contacts yet: 'deaddrop invite <name>' or 'deaddrop accept <invite>'")
 			}
 			for _, ct := range contacts {
-				fmt.Fprintf(c.out, "%-16s %s\n", ct.Name, ct.Fingerprint)
+				fp := ct.Fingerprint
+				if fp == "" {
+					fp = "(not yet verified: no signed device list from them yet)"
+				}
+				fmt.Fprintf(c.out, "%-16s %s\n", ct.Name, fp)
 			}
 			return nil
 		},
