@@ -57,7 +57,7 @@ func TestAnnVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := &DeviceList{Account: keys.identity.Public().Bytes(), Name: "alice", Version: 1, Recovery: keys.recovery.Public().Bytes(),
-		Devices: []Device{{ID: keys.firstDev, Name: "first", Identity: keys.identity.Public().Bytes(), Added: time.Unix(1700000000, 0).UTC()}}}
+		Devices: []Device{{ID: keys.firstDev, Name: "first", Identity: vectorFirstDevice(t).Public().Bytes(), Seal: sealPub(vectorFirstDevice(t)), Added: time.Unix(1700000000, 0).UTC()}}}
 	signed, err := signList(keys.identity, list)
 	if err != nil {
 		t.Fatal(err)

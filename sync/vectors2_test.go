@@ -40,7 +40,9 @@ type epochVectors struct {
 	SealShared          string `json:"seal_shared"`
 	SealKey             string `json:"seal_key"`
 	SealedToRecovery    string `json:"sealed_to_recovery"`
-	SealedToFirstDevice string `json:"sealed_to_first_device"` // ephemeral 66…66
+	// Sealed to the first device's sealing key (§10.9; the device of
+	// vectors.json, identity 12…12 ‖ 13…13), ephemeral 66…66.
+	SealedToFirstDevice string `json:"sealed_to_first_device"`
 	// List version 2: the first device kept, one removed, epoch 1 started
 	// with the key above (§10.3; the SignedList JSON object).
 	DeviceListV2 string `json:"device_list_v2_signed_json"`
@@ -105,14 +107,15 @@ func buildEpochVectors(t *testing.T) *epochVectors {
 	v.SealShared, v.SealKey, v.SealedToRecovery = hx(shared), hx(k), hx(sealed)
 
 	pub := keys.identity.Public()
-	toDev, err := ratchet.SealTo(pub, epochKey, bytes.NewReader(bytes.Repeat([]byte{0x66}, 32)))
+	first := vectorFirstDevice(t)
+	toDev, err := ratchet.SealToKey([32]byte(sealPub(first)), epochKey, bytes.NewReader(bytes.Repeat([]byte{0x66}, 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	v.SealedToFirstDevice = hx(toDev)
 	dev := keys.firstDev
 	list, err := signList(keys.identity, &DeviceList{Account: pub.Bytes(), Name: "alice", Version: 2,
-		Devices:  []Device{{ID: dev, Name: "first", Identity: pub.Bytes(), Added: time.Unix(1700000000, 0).UTC()}},
+		Devices:  []Device{{ID: dev, Name: "first", Identity: first.Public().Bytes(), Seal: sealPub(first), Added: time.Unix(1700000000, 0).UTC()}},
 		Removed:  []string{"0123456789abcdef"},
 		Recovery: rec.Bytes(), Epoch: 1, Keys: map[string][]byte{dev: toDev, "recovery": sealed}})
 	if err != nil {
@@ -138,7 +141,7 @@ func buildEpochVectors(t *testing.T) *epochVectors {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain := encodeBlock(keys.identity, content)
+	plain := encodeBlock(first, content)
 	chunk, err := sealContent(blockKey, blockAD(dev, 0), plain, bytes.NewReader(bytes.Repeat([]byte{0x77}, 24)))
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +151,7 @@ func buildEpochVectors(t *testing.T) *epochVectors {
 
 	endRoot := bytes.Repeat([]byte{0x88}, 32)
 	list3, err := signList(keys.identity, &DeviceList{Account: pub.Bytes(), Name: "alice", Version: 3,
-		Devices:  []Device{{ID: dev, Name: "first", Identity: pub.Bytes(), Added: time.Unix(1700000000, 0).UTC()}},
+		Devices:  []Device{{ID: dev, Name: "first", Identity: first.Public().Bytes(), Seal: sealPub(first), Added: time.Unix(1700000000, 0).UTC()}},
 		Removed:  []string{"0123456789abcdef", "fedcba9876543210"},
 		Recovery: rec.Bytes(), Epoch: 2, Keys: map[string][]byte{dev: toDev, "recovery": sealed},
 		Ends: map[string]LogEnd{"fedcba9876543210": {Size: 2, Root: endRoot}}})
@@ -203,19 +206,25 @@ func TestEpochVectors(t *testing.T) {
 	if key, err := rec.OpenSealed(dec(v.SealedToRecovery)); err != nil || !bytes.Equal(key, dec(v.EpochKey)) {
 		t.Fatalf("sealed to recovery: %x %v", key, err)
 	}
-	if key, err := keys.identity.OpenSealed(dec(v.SealedToFirstDevice)); err != nil || !bytes.Equal(key, dec(v.EpochKey)) {
+	first := vectorFirstDevice(t)
+	if key, err := deviceSealKey(first).Open(dec(v.SealedToFirstDevice)); err != nil || !bytes.Equal(key, dec(v.EpochKey)) {
 		t.Fatalf("sealed to the first device: %x %v", key, err)
 	}
 	l, err := verifyList([]byte(v.DeviceListV2), keys.identity.Public())
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || l.Format != listFormat {
+		t.Fatal(l, err)
+	}
+	// The box does not open with the device's identity: it is sealed to
+	// the sealing key only.
+	if _, err := first.OpenSealed(dec(v.SealedToFirstDevice)); err == nil {
+		t.Fatal("the epoch key sealed to the first device opens with its session identity")
 	}
 	// A restore learns the epoch from the list with the recovery key, the
-	// first device with its own identity.
+	// first device with the sealing key derived from its identity.
 	for _, as := range []struct {
 		id   *ratchet.Identity
 		name string
-	}{{rec, "recovery"}, {keys.identity, keys.firstDev}} {
+	}{{rec, "recovery"}, {first, keys.firstDev}} {
 		k := epochKeys{0: keys.history}
 		err := learnEpochs(k, []*DeviceList{l}, as.id, as.name)
 		if got := k[1]; err != nil || !bytes.Equal(got[:], dec(v.EpochKey)) {
@@ -226,7 +235,7 @@ func TestEpochVectors(t *testing.T) {
 	if slot := logSlot(dec(v.EpochKey), keys.firstDev, 0); hex.EncodeToString(slot[:]) != v.Block0Slot {
 		t.Fatal("epoch-1 block slot")
 	}
-	b, err := openBlock(dec(v.EpochKey), 1, keys.identity.Public(), keys.firstDev, 0, dec(v.Block0Chunk), root)
+	b, err := openBlock(dec(v.EpochKey), 1, first.Public(), keys.firstDev, 0, dec(v.Block0Chunk), root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +252,7 @@ func TestEpochVectors(t *testing.T) {
 		t.Fatalf("block entries: %+v", b.Entries)
 	}
 	// The epoch-0 key must not open it.
-	if _, err := openBlock(keys.history[:], 0, keys.identity.Public(), keys.firstDev, 0, dec(v.Block0Chunk), root); err == nil {
+	if _, err := openBlock(keys.history[:], 0, first.Public(), keys.firstDev, 0, dec(v.Block0Chunk), root); err == nil {
 		t.Fatal("an epoch-1 block opens under HK")
 	}
 }

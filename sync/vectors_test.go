@@ -2,6 +2,8 @@ package sync
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -31,6 +33,17 @@ func TestVectors(t *testing.T) {
 	}
 }
 
+// vectorFirstDevice is the first device's ratchet identity in the vectors:
+// random in an account (§10.1, §10.9), here Ed25519 seed 12…12 and X25519
+// key 13…13.
+func vectorFirstDevice(t *testing.T) *ratchet.Identity {
+	id, err := ratchet.NewIdentity(bytes.NewReader(append(bytes.Repeat([]byte{0x12}, 32), bytes.Repeat([]byte{0x13}, 32)...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 func accountVectors(t *testing.T) []byte {
 	seed := make([]byte, 32)
 	for i := range seed {
@@ -49,8 +62,9 @@ func accountVectors(t *testing.T) []byte {
 		{Type: "contact", Contact: "bob", Created: time.Unix(1700000000, 0).UTC(), MyAnn: ann},
 		{Type: "msg", Contact: "bob", Origin: make([]byte, originSize), Dir: Outgoing, Body: []byte("hello"),
 			Sent: time.Unix(1700000001, 0).UTC(), State: Stored, Seen: true}}})
-	// The first device's identity is the account identity (§10.1): it signs.
-	plain := encodeBlock(keys.identity, content)
+	// The first device's identity is its own (§10.1, §10.9): it signs.
+	first := vectorFirstDevice(t)
+	plain := encodeBlock(first, content)
 	chunk, err := sealContent(secretKey("history", keys.history[:]), blockAD(dev, 0), plain, bytes.NewReader(bytes.Repeat([]byte{0x33}, 24)))
 	if err != nil {
 		t.Fatal(err)
@@ -61,14 +75,14 @@ func accountVectors(t *testing.T) []byte {
 	tree.Append(leaf)
 	twice := tree.Root()
 	list, err := signList(keys.identity, &DeviceList{Account: pub.Bytes(), Name: "alice", Version: 1, Recovery: keys.recovery.Public().Bytes(),
-		Devices: []Device{{ID: dev, Name: "first", Identity: pub.Bytes(), Added: time.Unix(1700000000, 0).UTC()}}})
+		Devices: []Device{{ID: dev, Name: "first", Identity: first.Public().Bytes(), Seal: sealPub(first), Added: time.Unix(1700000000, 0).UTC()}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openBlock(keys.history[:], 0, pub, dev, 0, chunk, root); err != nil {
+	if _, err := openBlock(keys.history[:], 0, first.Public(), dev, 0, chunk, root); err != nil {
 		t.Fatalf("the vector block does not open: %v", err)
 	}
-	if _, err := verifyList(list, pub); err != nil {
+	if l, err := verifyList(list, pub); err != nil || l.Format != listFormat {
 		t.Fatalf("the vector list does not verify: %v", err)
 	}
 	epochKey := bytes.Repeat([]byte{0x44}, 32)
@@ -80,6 +94,9 @@ func accountVectors(t *testing.T) []byte {
 		t.Fatalf("the vector sealed box does not open: %v", err)
 	}
 	slot := func(s [32]byte) string { return hx(s[:]) }
+	firstPriv, _ := first.MarshalBinary()
+	firstPub := first.Public()
+	sealPriv, _ := hkdf.Key(sha256.New, firstPriv[1:], []byte("deaddrop v4 device keys"), "epoch seal", 32)
 	v := map[string]string{
 		"seed":                       hx(seed),
 		"phrase":                     encodePhrase(seed),
@@ -87,6 +104,11 @@ func accountVectors(t *testing.T) []byte {
 		"account_dh_public":          hx(pub.DH[:]),
 		"history_key":                hx(keys.history[:]),
 		"first_device":               dev,
+		"first_device_identity":      hx(firstPriv),
+		"first_device_sign_public":   hx(firstPub.Sign[:]),
+		"first_device_dh_public":     hx(firstPub.DH[:]),
+		"first_device_seal_private":  hx(sealPriv),
+		"first_device_seal_public":   hx(sealPub(first)),
 		"history_slot_0":             slot(logSlot(keys.history[:], dev, 0)),
 		"history_slot_1":             slot(logSlot(keys.history[:], dev, 1)),
 		"directory_slot_1":           slot(directorySlot(keys.history[:], 1)),
