@@ -34,12 +34,12 @@ type epochVectors struct {
 	RecoveryDHPublic   string `json:"recovery_dh_public"`
 	// SealTo(recovery, epoch_key) with ephemeral private key 55…55: E,
 	// X25519(e, R), k and the box (E ‖ ciphertext).
-	EpochKey            string `json:"epoch_key"`
-	EphemeralPrivate    string `json:"ephemeral_private"`
-	EphemeralPublic     string `json:"ephemeral_public"`
-	SealShared          string `json:"seal_shared"`
-	SealKey             string `json:"seal_key"`
-	SealedToRecovery    string `json:"sealed_to_recovery"`
+	EpochKey         string `json:"epoch_key"`
+	EphemeralPrivate string `json:"ephemeral_private"`
+	EphemeralPublic  string `json:"ephemeral_public"`
+	SealShared       string `json:"seal_shared"`
+	SealKey          string `json:"seal_key"`
+	SealedToRecovery string `json:"sealed_to_recovery"`
 	// Sealed to the first device's sealing key (§10.9; the device of
 	// vectors.json, identity 12…12 ‖ 13…13), ephemeral 66…66.
 	SealedToFirstDevice string `json:"sealed_to_first_device"`
