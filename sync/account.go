@@ -335,8 +335,25 @@ func Open(dir string, tr transport.Transport, opts Options) (*Account, error) {
 		db.Close()
 		return nil, err
 	}
+	if a.LegacyFirstDevice() {
+		a.problem(ErrLegacyFirstDevice) // reported by the first Poll
+	}
 	a.startFinisher()
 	return a, nil
+}
+
+// ErrLegacyFirstDevice is reported (as a Poll problem, once per Open) by the
+// first device of an account made before protocol version 4, whose session
+// identity is the account identity that the recovery phrase yields.
+var ErrLegacyFirstDevice = errors.New("this device's session identity is the account identity, derived from the recovery phrase (an account made before protocol version 4): whoever has the phrase can act as this device in new sessions. To move to a device with its own keys, restore the phrase into a new home ('deaddrop restore'), then remove this device from there ('deaddrop device remove <this device's ID>')")
+
+// LegacyFirstDevice reports whether this device is the first device of an
+// account made before protocol version 4 (docs/protocol.md §10.9): its
+// ratchet identity is the account identity, so the phrase is a session
+// credential for it, and its list entry has no sealing key, so the account
+// keeps writing version 3 lists until it is removed.
+func (a *Account) LegacyFirstDevice() bool {
+	return a.historyOn && a.accountKey != nil && a.id.Public() == a.accountPub
 }
 
 func (a *Account) load(b *bolt.Bucket) error {

@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"encoding/json"
+	"io"
 
 	"github.com/deaddrop/deaddrop/transport"
 )
@@ -84,3 +85,31 @@ func ListFormatForTest(a *Account) (int, bool, error) {
 // DeviceIsAccountForTest reports whether a's ratchet identity is its
 // account identity (a version 3 first device).
 func DeviceIsAccountForTest(a *Account) bool { return a.id.Public() == a.accountPub }
+
+// CreateV3ForTest makes an account as protocol version 3 did: the first
+// device's ratchet identity is the account identity and its list entry has
+// no sealing key (a version 3 list). It returns the phrase.
+func CreateV3ForTest(dir, name string, tr transport.Transport) (string, error) {
+	opts := Options{}
+	opts.fill()
+	seed := make([]byte, seedSize)
+	if _, err := io.ReadFull(opts.Rand, seed); err != nil {
+		return "", err
+	}
+	keys, err := deriveKeys(seed)
+	if err != nil {
+		return "", err
+	}
+	st := &accountState{Name: name, Device: keys.firstDev, History: true, Key: keys.history, Identity: keys.identity, AccountKey: keys.identity}
+	l := &DeviceList{Account: keys.identity.Public().Bytes(), Name: name, Version: 1, Recovery: keys.recovery.Public().Bytes(),
+		Devices: []Device{{ID: keys.firstDev, Name: "first", Identity: keys.identity.Public().Bytes(), Added: opts.Now().UTC()}}}
+	if st.List, err = signList(keys.identity, l); err != nil {
+		return "", err
+	}
+	a, err := createAccount(dir, tr, opts, st)
+	if err != nil {
+		return "", err
+	}
+	defer a.Close()
+	return encodePhrase(seed), a.markDirectoryPending()
+}

@@ -1,9 +1,11 @@
 package sync_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/sync"
 )
 
@@ -114,5 +116,108 @@ func TestPhraseIsNoSessionCredential(t *testing.T) {
 	}
 	if f, sealed, err := sync.ListFormatForTest(r); err != nil || f != 4 || !sealed {
 		t.Fatalf("list after restore: format %d, sealed %v, %v", f, sealed, err)
+	}
+}
+
+// Issue 12, key separation: an account made by protocol version 3 (its
+// first device's session identity is the account identity) keeps working
+// and says so on every Open; the move that the report suggests (restore
+// the phrase as a new device, remove the old one from there) leaves an
+// account with format-4 lists and no session identity the phrase yields,
+// with its history and its contact intact.
+func TestVersion3AccountMoves(t *testing.T) {
+	store := feed.NewMemory()
+	dirA := t.TempDir()
+	phrase, err := sync.CreateV3ForTest(dirA, "alice", direct(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := sync.Open(dirA, direct(store), sync.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	if !alice.LegacyFirstDevice() {
+		t.Fatal("a version 3 first device is not reported as such")
+	}
+	if f, _, err := sync.ListFormatForTest(alice); err != nil || f != 0 {
+		t.Fatalf("version 3 list: format %d, %v", f, err)
+	}
+	problems := pollProblems(t, alice)
+	if len(problems) != 1 || !errors.Is(problems[0], sync.ErrLegacyFirstDevice) {
+		t.Fatalf("first poll of a version 3 first device: %v", problems)
+	}
+	if p := pollProblems(t, alice); len(p) != 0 {
+		t.Fatalf("reported again: %v", p)
+	}
+	bob := newAccount(t, t.TempDir(), "bob", direct(store))
+	inv, err := alice.Invite("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Accept(ctx, inv, ""); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, alice)
+	send(t, alice, "bob", "from version 3")
+	settle(t, alice, bob)
+	if got := contactFingerprint(t, bob, "alice"); got != alice.Fingerprint() {
+		t.Fatalf("bob shows %q for a version 3 alice", got)
+	}
+
+	// The move: restore, then remove the old first device from there.
+	r, stats := restore(t, phrase, store, "laptop")
+	if r.LegacyFirstDevice() || stats.Messages == 0 {
+		t.Fatalf("restored device: legacy %v, %+v", r.LegacyFirstDevice(), stats)
+	}
+	if f, _, err := sync.ListFormatForTest(r); err != nil || f != 0 {
+		t.Fatalf("list with a version 3 device still in it: format %d, %v", f, err)
+	}
+	settle(t, r, bob, alice)
+	if n := sessions(t, r, "bob"); n != 1 {
+		t.Fatalf("the restored device has %d sessions with bob", n)
+	}
+	if _, err := r.RemoveDevice(ctx, alice.DeviceID()); err != nil {
+		t.Fatal(err)
+	}
+	if f, sealed, err := sync.ListFormatForTest(r); err != nil || f != 4 || !sealed {
+		t.Fatalf("list after the move: format %d, sealed %v, %v", f, sealed, err)
+	}
+	settle(t, r, bob)
+	if n := sessions(t, r, "bob"); n != 1 {
+		t.Fatalf("after the move the restored device has %d sessions with bob", n)
+	}
+	send(t, r, "bob", "after the move")
+	send(t, bob, "alice", "reply")
+	settle(t, r, bob)
+	if h := history(t, bob, "alice"); !strings.Contains(h, "from version 3") || !strings.Contains(h, "after the move") {
+		t.Fatalf("bob's history: %s", h)
+	}
+	if h := history(t, r, "bob"); !strings.Contains(h, "reply") || !strings.Contains(h, "from version 3") {
+		t.Fatalf("the restored device's history: %s", h)
+	}
+	if got := contactFingerprint(t, bob, "alice"); got != alice.Fingerprint() {
+		t.Fatalf("bob shows %q for alice after the move", got)
+	}
+	// The phrase is no session credential any more.
+	mallory, err := sync.PhraseAttackerForTest(ctx, t.TempDir(), phrase, direct(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mallory.Close() })
+	carol := newAccount(t, t.TempDir(), "carol", direct(store))
+	inv, err = mallory.Invite("carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Accept(ctx, inv, ""); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		mallory.Poll(ctx, nil)
+		pollProblems(t, carol)
+	}
+	if got := contactFingerprint(t, carol, "alice"); got != "" {
+		t.Fatalf("carol shows %q for the phrase holder after the move", got)
 	}
 }
