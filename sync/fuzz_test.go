@@ -166,3 +166,72 @@ func FuzzParseContent(f *testing.F) {
 		}
 	})
 }
+
+// linkFuzzSecret is the code secret of the link fuzz targets' seeds.
+var linkFuzzSecret = bytes.Repeat([]byte{0x22}, 16)
+
+// FuzzParseLinkRequest: an opened join request (anyone with the code can
+// write one) is accepted only with well-formed keys and a signature by the
+// identity it names over this code's slot and its keys; anything else is an
+// error, never a panic.
+func FuzzParseLinkRequest(f *testing.F) {
+	id, _ := ratchet.NewIdentity(bytes.NewReader(bytes.Repeat([]byte{0x88}, 64)))
+	eph := bytes.Repeat([]byte{0x99}, 32)
+	chunk, err := sealLinkRequest(linkFuzzSecret, id, eph, bytes.NewReader(bytes.Repeat([]byte{0xaa}, 24)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := openContent(secretKey("link request", linkFuzzSecret), linkRequestAD, chunk)
+	if err != nil {
+		f.Fatal(err)
+	}
+	fuzzseed.Add(f, "FuzzParseLinkRequest", *update, good,
+		[]byte(`{"v":4,"identity":"","seal":"","ephemeral":"","sig":""}`),
+		[]byte(`{"v":3}`), []byte(`null`), []byte(`{`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := parseLinkRequest(linkFuzzSecret, b)
+		if err != nil {
+			return
+		}
+		pub, err := ratchet.ParsePublicIdentity(req.Identity)
+		if err != nil || len(req.Seal) != 32 || len(req.Ephemeral) != 32 || req.V != linkVersion {
+			t.Fatalf("accepted a request with malformed keys: %+v", req)
+		}
+		if !pub.Verify(linkRequestSigned(linkFuzzSecret, req.Identity, req.Ephemeral, req.Seal), req.Sig) {
+			t.Fatal("accepted a request its identity did not sign")
+		}
+		if _, err := parseLinkRequest(bytes.Repeat([]byte{0x23}, 16), b); err == nil {
+			t.Fatal("a request signed for one code is accepted for another")
+		}
+	})
+}
+
+// FuzzParseLinkAnswer: an opened link answer (sealed to our ephemeral key,
+// so only someone holding the code wrote it) is a refusal, an error, or an
+// answer whose keys a join can use as they are; never a panic.
+func FuzzParseLinkAnswer(f *testing.F) {
+	hk := bytes.Repeat([]byte{0x44}, 32)
+	acct, _ := ratchet.NewIdentity(bytes.NewReader(bytes.Repeat([]byte{0x01}, 64)))
+	good, _ := json.Marshal(&linkAnswer{V: linkVersion, Name: "alice", Device: "0123456789abcdef", Account: acct.Public().Bytes(),
+		History: hk, Epochs: linkEpochs(epochKeys{0: [32]byte(hk), 1: [32]byte(bytes.Repeat([]byte{0x45}, 32))})})
+	refusal, _ := json.Marshal(&linkAnswer{V: linkVersion, Refused: "the code expired"})
+	fuzzseed.Add(f, "FuzzParseLinkAnswer", *update, good, refusal,
+		[]byte(`{"v":4,"name":"a","device":"0123456789abcdef","account":"","history":"","epochs":""}`),
+		[]byte(`{"v":4}`), []byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ans, err := parseLinkAnswer(b)
+		if err != nil {
+			return
+		}
+		if ans.Refused != "" {
+			t.Fatal("a refusal was accepted as an answer")
+		}
+		if _, err := ratchet.ParsePublicIdentity(ans.Account); err != nil || validDeviceID(ans.Device) != nil || ValidName(ans.Name) != nil {
+			t.Fatalf("accepted an answer with malformed fields: %+v", ans)
+		}
+		k, err := parseEpochKeys(ans.Epochs)
+		if err != nil || len(ans.History) != 32 || k[0] != [32]byte(ans.History) {
+			t.Fatalf("accepted an answer with malformed history keys: %+v", ans)
+		}
+	})
+}

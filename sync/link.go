@@ -249,6 +249,12 @@ func openLinkRequest(secret, chunk []byte) (*linkRequest, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseLinkRequest(secret, content)
+}
+
+// parseLinkRequest checks an opened join request: version 4, well-formed
+// keys, signed by the identity it names for this code.
+func parseLinkRequest(secret, content []byte) (*linkRequest, error) {
 	var req linkRequest
 	if err := json.Unmarshal(content, &req); err != nil {
 		return nil, fmt.Errorf("is malformed: %v", err)
@@ -382,12 +388,25 @@ func openLinkAnswer(secret []byte, eph *ratchet.Identity, chunk []byte) (*linkAn
 	if err != nil {
 		return nil, fmt.Errorf("%w: this code was used already by another join (codes work once; if not by you, someone else has it: check 'deaddrop device list' on the linking device)", ErrBadLinkCode)
 	}
+	return parseLinkAnswer(content)
+}
+
+// parseLinkAnswer checks an opened answer: a refusal is an error with its
+// reason; anything else must carry well-formed account keys, a device ID and
+// every epoch key from epoch 0 = HK.
+func parseLinkAnswer(content []byte) (*linkAnswer, error) {
 	var ans linkAnswer
 	if err := json.Unmarshal(content, &ans); err != nil || ans.V != linkVersion {
 		return nil, fmt.Errorf("%w: malformed answer", ErrBadLinkCode)
 	}
 	if ans.Refused != "" {
 		return nil, fmt.Errorf("%w: the linking device refused the join: %s", ErrBadLinkCode, ans.Refused)
+	}
+	if _, err := ratchet.ParsePublicIdentity(ans.Account); err != nil || len(ans.History) != 32 || validDeviceID(ans.Device) != nil || ValidName(ans.Name) != nil {
+		return nil, fmt.Errorf("%w: the answer has malformed account keys", ErrBadLinkCode)
+	}
+	if k, err := parseEpochKeys(ans.Epochs); err != nil || k[0] != [32]byte(ans.History) {
+		return nil, fmt.Errorf("%w: the answer has malformed history keys", ErrBadLinkCode)
 	}
 	return &ans, nil
 }
