@@ -160,6 +160,9 @@ func finishHome(acct *sync.Account, home string, cfg Config) (*Client, error) {
 // given, reading everything from the store in cfg (every old device may be
 // gone): the whole history, and new sessions with every contact.
 func Restore(ctx context.Context, home, phrase, deviceName string, cfg Config) (*Client, *RestoreStats, error) {
+	if _, err := sync.ParsePhrase(phrase); err != nil {
+		return nil, nil, err // before any store connection
+	}
 	return newDevice(ctx, home, cfg, func(tr transport.Transport) (*sync.Account, *sync.RestoreStats, error) {
 		return sync.Restore(ctx, home, phrase, deviceName, tr, sync.Options{Window: cfg.Window})
 	})
@@ -169,6 +172,9 @@ func Restore(ctx context.Context, home, phrase, deviceName string, cfg Config) (
 // printed code: it waits (until ctx ends) for the linking device, which must
 // be waiting for the join (Client.WaitLink).
 func JoinDevice(ctx context.Context, home, code string, cfg Config) (*Client, *RestoreStats, error) {
+	if _, err := sync.ParseLinkCode(code); err != nil {
+		return nil, nil, err // before any store connection
+	}
 	return newDevice(ctx, home, cfg, func(tr transport.Transport) (*sync.Account, *sync.RestoreStats, error) {
 		return sync.JoinDevice(ctx, home, code, tr, sync.Options{Window: cfg.Window})
 	})

@@ -181,3 +181,26 @@ func sealPub(id *ratchet.Identity) []byte {
 	p := deviceSealKey(id).Public()
 	return p[:]
 }
+
+// Phrase is a recovery phrase that parsed (ParsePhrase): the right length
+// and checksum. Parse it where it enters (the CLI, the root package) so that
+// a typo is reported before a store connection opens.
+type Phrase struct{ seed []byte }
+
+// ParsePhrase checks a recovery phrase as Create shows it; case, spaces and
+// dashes do not matter. Errors wrap ErrBadPhrase.
+func ParsePhrase(s string) (Phrase, error) {
+	seed, err := parsePhrase(s)
+	if err != nil {
+		return Phrase{}, err
+	}
+	return Phrase{seed: seed}, nil
+}
+
+// String is the phrase in its canonical form (lowercase, groups of five).
+func (p Phrase) String() string {
+	if len(p.seed) != seedSize {
+		return ""
+	}
+	return encodePhrase(p.seed)
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/deaddrop/deaddrop/feed"
 	"github.com/deaddrop/deaddrop/sync"
@@ -219,5 +220,37 @@ func TestVersion3AccountMoves(t *testing.T) {
 	}
 	if got := contactFingerprint(t, carol, "alice"); got != "" {
 		t.Fatalf("carol shows %q for the phrase holder after the move", got)
+	}
+}
+
+// ParsePhrase and ParseLinkCode check at the edge what Restore and
+// JoinDevice take, and give back the canonical form.
+func TestParsePhraseAndLinkCode(t *testing.T) {
+	a := newAccount(t, t.TempDir(), "alice", direct(feed.NewMemory()))
+	phrase := a.RecoveryPhrase()
+	p, err := sync.ParsePhrase("  " + strings.ToUpper(strings.ReplaceAll(phrase, "-", " ")) + "\n")
+	if err != nil || p.String() != phrase {
+		t.Fatalf("ParsePhrase: %q, %v", p.String(), err)
+	}
+	typo := []byte(phrase)
+	typo[3] ^= 1
+	if _, err := sync.ParsePhrase(string(typo)); !errors.Is(err, sync.ErrBadPhrase) {
+		t.Fatalf("a typo: %v", err)
+	}
+	if _, err := sync.ParsePhrase(phrase[:20]); !errors.Is(err, sync.ErrBadPhrase) {
+		t.Fatalf("a short phrase: %v", err)
+	}
+	lk, err := a.LinkDevice(ctx, "laptop", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sync.ParseLinkCode(" " + strings.ToUpper(lk.Code) + " ")
+	if err != nil || c.String() != lk.Code {
+		t.Fatalf("ParseLinkCode: %q, %v", c.String(), err)
+	}
+	for _, bad := range []string{"ddlink1-aaaaaaaaaaaaaaaaaaaaaaaaaa", "ddlink2-abc", lk.Code[8:], ""} {
+		if _, err := sync.ParseLinkCode(bad); !errors.Is(err, sync.ErrBadLinkCode) {
+			t.Fatalf("%q: %v", bad, err)
+		}
 	}
 }

@@ -101,7 +101,30 @@ func linkRequestSigned(secret, identity, eph, seal []byte) []byte {
 	return append(append(append(m, identity...), eph...), seal...)
 }
 
-// ParseLinkCode checks a link code as 'device link' prints it.
+// LinkCode is a device link code that parsed (ParseLinkCode). Parse it
+// where it enters (the CLI, the root package) so that a mistyped or version
+// 3 code is reported before a store connection opens.
+type LinkCode struct{ secret []byte }
+
+// ParseLinkCode checks a link code as 'device link' prints it. Errors wrap
+// ErrBadLinkCode.
+func ParseLinkCode(code string) (LinkCode, error) {
+	secret, err := parseLinkCode(code)
+	if err != nil {
+		return LinkCode{}, err
+	}
+	return LinkCode{secret: secret}, nil
+}
+
+// String is the code in its canonical form.
+func (c LinkCode) String() string {
+	if len(c.secret) != 16 {
+		return ""
+	}
+	return linkCodePrefix + phraseEncoding.EncodeToString(c.secret)
+}
+
+// parseLinkCode checks a link code as 'device link' prints it.
 func parseLinkCode(code string) ([]byte, error) {
 	code = strings.ToLower(strings.TrimSpace(code))
 	if strings.HasPrefix(code, linkCodeV3) {
