@@ -90,6 +90,24 @@ func TestPhraseIsNoSessionCredential(t *testing.T) {
 			t.Fatalf("%s did not report the meta that does not vouch for the session: %v", victim.Name(), problems)
 		}
 	}
+	// …nor when it accepts an invite as her.
+	dave := newAccount(t, t.TempDir(), "dave", direct(p.store))
+	inv, err := dave.Invite("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mallory.Accept(ctx, inv, ""); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		pollProblems(t, dave)
+		if _, err := mallory.Poll(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := contactFingerprint(t, dave, "alice"); got != "" {
+		t.Fatalf("dave shows %q for the phrase holder who accepted his invite", got)
+	}
 	// Bob's real conversation with alice is untouched.
 	if got := contactFingerprint(t, p.bob, "alice"); got != p.alice.Fingerprint() {
 		t.Fatalf("bob's alice now shows %q", got)
