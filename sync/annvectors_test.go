@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 )
@@ -71,21 +70,5 @@ func TestAnnVectors(t *testing.T) {
 	if _, l, err := parseMeta(meta); err != nil || l.Version != 1 {
 		t.Fatalf("the vector's meta does not parse: %v", err)
 	}
-	got, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, '\n')
-	if *update {
-		if err := os.WriteFile(annVectorsFile, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(annVectorsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs from what the code derives (rerun with -update only if the protocol changed on purpose)", annVectorsFile)
-	}
+	vectorFile(t, annVectorsFile, v)
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/deaddrop/deaddrop/ratchet"
@@ -142,23 +141,7 @@ func buildLinkVectors(t *testing.T) *linkVectors {
 // and verifies the request, the joiner opens the answer with the ephemeral
 // key (and the code alone does not).
 func TestLinkVectors(t *testing.T) {
-	got, err := json.MarshalIndent(buildLinkVectors(t), "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, '\n')
-	if *update {
-		if err := os.WriteFile(linkVectorsFile, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, err := os.ReadFile(linkVectorsFile)
-	if err != nil {
-		t.Fatalf("%v (run go test ./sync -run TestLinkVectors -update)", err)
-	}
-	if !bytes.Equal(got, data) {
-		t.Fatalf("%s differs from what the code derives (rerun with -update only if the protocol changed on purpose)", linkVectorsFile)
-	}
+	data := vectorFile(t, linkVectorsFile, buildLinkVectors(t))
 	var v linkVectors
 	if err := json.Unmarshal(data, &v); err != nil {
 		t.Fatal(err)

@@ -167,23 +167,7 @@ func buildEpochVectors(t *testing.T) *epochVectors {
 // recovery key from the seed, the sealed epoch key opened with it, the list
 // verified and its epoch key learnt, the block opened under that key.
 func TestEpochVectors(t *testing.T) {
-	got, err := json.MarshalIndent(buildEpochVectors(t), "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, '\n')
-	if *update {
-		if err := os.WriteFile(epochVectorsFile, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, err := os.ReadFile(epochVectorsFile)
-	if err != nil {
-		t.Fatalf("%v (run go test ./sync -run TestEpochVectors -update)", err)
-	}
-	if !bytes.Equal(got, data) {
-		t.Fatalf("%s differs from what the code derives (rerun with -update only if the protocol changed on purpose)", epochVectorsFile)
-	}
+	data := vectorFile(t, epochVectorsFile, buildEpochVectors(t))
 	var v epochVectors
 	if err := json.Unmarshal(data, &v); err != nil {
 		t.Fatal(err)

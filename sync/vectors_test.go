@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
@@ -17,20 +16,7 @@ import (
 // TestVectors checks the account layer's derivations and formats against
 // testdata/vectors.json (docs/protocol.md §10.8); -update rewrites it.
 func TestVectors(t *testing.T) {
-	got := accountVectors(t)
-	const path = "testdata/vectors.json"
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs from what the code derives (rerun with -update only if the protocol changed on purpose)", path)
-	}
+	vectorFile(t, "testdata/vectors.json", accountVectors(t))
 }
 
 // vectorFirstDevice is the first device's ratchet identity in the vectors:
