@@ -25,6 +25,9 @@ import (
 // the plaintext, one GetBulk read to the end: Bee's /bytes, Kubo's
 // add/cat) and as an attachment (Upload; Download to io.Discard; Save to
 // disk), and reports the ratios and the peak heap and RSS of the process.
+// Save is compared with both the raw download (x-raw-save) and its fair
+// baseline, the raw download written to a file and fsynced
+// (x-rawfile-save).
 // 100 MiB always; 1 GiB with DEADDROP_BENCH_1GIB=1 (a Bee dev node keeps
 // everything in memory: mind the machine).
 //
@@ -69,7 +72,7 @@ func benchStores(b *testing.B) []namedStore {
 
 func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
 	ctx := context.Background()
-	var rawUp, rawDown, up, down, save time.Duration
+	var rawUp, rawDown, rawSave, up, down, save time.Duration
 	peak := startPeak()
 	for i := range b.N {
 		seed := uint64(i)
@@ -88,6 +91,14 @@ func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
 			b.Fatalf("raw read %d of %d bytes", n, size)
 		}
 		rawDown += time.Since(t0)
+
+		// Save's fair baseline: the raw download written to a file and
+		// fsynced, as Save's bytes are before it names the file.
+		rawDir := b.TempDir()
+		t0 = time.Now()
+		must(b, rawSaveFile(ctx, s, ref, rawDir))
+		rawSave += time.Since(t0)
+		os.RemoveAll(rawDir)
 
 		t0 = time.Now()
 		m, err := attach.Upload(ctx, s, randomReader(seed+1<<32, size), "bench.bin", "", attach.Options{MaxSize: size})
@@ -109,6 +120,7 @@ func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
 	b.ReportMetric(up.Seconds()/rawUp.Seconds(), "x-raw-up")
 	b.ReportMetric(down.Seconds()/rawDown.Seconds(), "x-raw-down")
 	b.ReportMetric(save.Seconds()/rawDown.Seconds(), "x-raw-save")
+	b.ReportMetric(save.Seconds()/rawSave.Seconds(), "x-rawfile-save")
 	mib := float64(size) / (1 << 20) * float64(b.N)
 	b.ReportMetric(mib/rawUp.Seconds(), "raw-up-MiB/s")
 	b.ReportMetric(mib/rawDown.Seconds(), "raw-down-MiB/s")
@@ -116,6 +128,28 @@ func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
 	b.ReportMetric(mib/down.Seconds(), "down-MiB/s")
 	b.ReportMetric(heap, "peak-heap-MiB")
 	b.ReportMetric(rss, "peak-rss-MiB")
+}
+
+// rawSaveFile reads the object at ref into a new file in dir and fsyncs it.
+func rawSaveFile(ctx context.Context, s feed.BulkStore, ref []byte, dir string) error {
+	rc, err := s.GetBulk(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.Create(dir + "/raw.bin")
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func must(b *testing.B, err error) {
