@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,17 @@ func BenchmarkAttach(b *testing.B) {
 	}
 }
 
+// benchOptions are the attachment options of a run: the defaults, or
+// DEADDROP_BENCH_PARALLEL and DEADDROP_BENCH_SEGMENT_MIB to compare others.
+func benchOptions(size int64) attach.Options {
+	o := attach.Options{MaxSize: size}
+	o.Parallel, _ = strconv.Atoi(os.Getenv("DEADDROP_BENCH_PARALLEL"))
+	if mib, _ := strconv.ParseInt(os.Getenv("DEADDROP_BENCH_SEGMENT_MIB"), 10, 64); mib > 0 {
+		o.SegmentSize = mib << 20
+	}
+	return o
+}
+
 type namedStore struct {
 	name  string
 	store feed.BulkStore
@@ -67,7 +79,18 @@ func benchStores(b *testing.B) []namedStore {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return []namedStore{{"embedded", emb}, {"swarm", sw}, {"ipfs", ip}}
+	all := []namedStore{{"embedded", emb}, {"swarm", sw}, {"ipfs", ip}}
+	// DEADDROP_BENCH_STORES=swarm,ipfs runs only those.
+	if only := os.Getenv("DEADDROP_BENCH_STORES"); only != "" {
+		var some []namedStore
+		for _, st := range all {
+			if slices.Contains(strings.Split(only, ","), st.name) {
+				some = append(some, st)
+			}
+		}
+		return some
+	}
+	return all
 }
 
 func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
@@ -101,17 +124,17 @@ func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
 		os.RemoveAll(rawDir)
 
 		t0 = time.Now()
-		m, err := attach.Upload(ctx, s, randomReader(seed+1<<32, size), "bench.bin", "", attach.Options{MaxSize: size})
+		m, err := attach.Upload(ctx, s, randomReader(seed+1<<32, size), "bench.bin", "", benchOptions(size))
 		must(b, err)
 		up += time.Since(t0)
 
 		t0 = time.Now()
-		must(b, attach.Download(ctx, s, m, io.Discard, attach.Options{MaxSize: size}))
+		must(b, attach.Download(ctx, s, m, io.Discard, benchOptions(size)))
 		down += time.Since(t0)
 
 		dir := b.TempDir()
 		t0 = time.Now()
-		_, err = attach.Save(ctx, s, m, dir, attach.Options{MaxSize: size})
+		_, err = attach.Save(ctx, s, m, dir, benchOptions(size))
 		must(b, err)
 		save += time.Since(t0)
 		os.RemoveAll(dir)
