@@ -255,9 +255,9 @@ type saver struct {
 	journal *journal
 
 	wmu     sync.Mutex
-	written []int // written at their offsets, not yet committed
-	cmu     sync.Mutex
-	cerr    error // a failed commit fails every later one
+	pending []int         // written at their offsets, not yet committed
+	cerr    error         // a failed commit fails every later write
+	kick    chan struct{} // wakes the committer
 }
 
 func openSave(root *os.Root, dir string, m *Manifest) (*saver, error) {
@@ -293,6 +293,10 @@ func openSave(root *os.Root, dir string, m *Manifest) (*saver, error) {
 // are hashed in order as they complete, so that the whole is verified
 // (size and SHA-256) without reading the file again at the end.
 func (s *saver) fetchMissing(ctx context.Context, store feed.BulkStore, id age.Identity, opts Options) error {
+	s.kick = make(chan struct{}, 1)
+	stop := make(chan struct{})
+	committed := make(chan error, 1)
+	go s.committer(stop, committed)
 	whole := sha256.New()
 	err := inOrder(ctx, s.m, opts, func(ctx context.Context, i int, buf []byte) ([]byte, error) {
 		if _, done := s.journal.get(i); done {
@@ -303,6 +307,11 @@ func (s *saver) fetchMissing(ctx context.Context, store feed.BulkStore, id age.I
 		whole.Write(data)
 		return nil
 	})
+	// Whatever happened, what was written is committed for the next Save.
+	close(stop)
+	if cerr := <-committed; err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return err
 	}
@@ -340,47 +349,75 @@ func (s *saver) fetch(ctx context.Context, store feed.BulkStore, id age.Identity
 	if _, err := s.f.WriteAt(data, int64(i)*s.m.SegmentSize); err != nil {
 		return nil, fmt.Errorf("attach: %w", err)
 	}
-	if err := s.commit(i); err != nil {
+	if err := s.written(i); err != nil {
 		return nil, err
 	}
 	opts.progress(int64(len(data)))
 	return data, nil
 }
 
-// commit makes segment i, written at its offset, durable and then records
-// it in the journal: the bytes must be on disk before the journal says
-// they are. Segments other workers wrote meanwhile ride on the same fsync
-// and journal append (a group commit), so that Parallel workers do not
-// each pay two fsyncs per segment.
-func (s *saver) commit(i int) error {
+// written notes segment i as written at its offset and wakes the
+// committer, which makes it durable and journals it in the background:
+// the worker goes on to its next segment instead of waiting for the disk.
+func (s *saver) written(i int) error {
 	s.wmu.Lock()
-	s.written = append(s.written, i)
-	s.wmu.Unlock()
-	s.cmu.Lock()
-	defer s.cmu.Unlock()
+	defer s.wmu.Unlock()
 	if s.cerr != nil {
 		return s.cerr
 	}
-	if _, done := s.journal.get(i); done {
-		return nil // an earlier commit took it along
-	}
-	s.wmu.Lock()
-	batch := s.written
-	s.written = nil
-	s.wmu.Unlock()
-	if err := s.f.Sync(); err != nil {
-		s.cerr = fmt.Errorf("attach: %w", err)
-		return s.cerr
-	}
-	es := make([]journalEntry, len(batch))
-	for k, j := range batch {
-		es[k] = journalEntry{I: j}
-	}
-	if err := s.journal.record(es...); err != nil {
-		s.cerr = err
-		return err
+	s.pending = append(s.pending, i)
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 	return nil
+}
+
+// committer runs until stop is closed, committing what is written; then
+// it commits the rest once more and reports the first failure.
+func (s *saver) committer(stop <-chan struct{}, done chan<- error) {
+	for {
+		select {
+		case <-s.kick:
+			if err := s.commit(); err != nil {
+				done <- err
+				return
+			}
+		case <-stop:
+			done <- s.commit()
+			return
+		}
+	}
+}
+
+// commit makes every segment written so far durable, then records them in
+// the journal: the bytes must be on disk before the journal says they
+// are. One fsync and one journal append cover every segment written
+// meanwhile (a group commit).
+func (s *saver) commit() error {
+	s.wmu.Lock()
+	batch := s.pending
+	s.pending = nil
+	s.wmu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	err := s.f.Sync()
+	if err != nil {
+		err = fmt.Errorf("attach: %w", err)
+	} else {
+		es := make([]journalEntry, len(batch))
+		for k, j := range batch {
+			es[k] = journalEntry{I: j}
+		}
+		err = s.journal.record(es...)
+	}
+	if err != nil {
+		s.wmu.Lock()
+		s.cerr = err
+		s.wmu.Unlock()
+	}
+	return err
 }
 
 // publish links the verified part file under a free name and removes the
