@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,9 @@ import (
 // the plaintext, one GetBulk read to the end: Bee's /bytes, Kubo's
 // add/cat) and as an attachment (Upload; Download to io.Discard; Save to
 // disk), and reports the ratios and the peak heap and RSS of the process.
+// Save is compared with both the raw download (x-raw-save) and its fair
+// baseline, the raw download written to a file and fsynced
+// (x-rawfile-save).
 // 100 MiB always; 1 GiB with DEADDROP_BENCH_1GIB=1 (a Bee dev node keeps
 // everything in memory: mind the machine).
 //
@@ -41,6 +45,17 @@ func BenchmarkAttach(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchOptions are the attachment options of a run: the defaults, or
+// DEADDROP_BENCH_PARALLEL and DEADDROP_BENCH_SEGMENT_MIB to compare others.
+func benchOptions(size int64) attach.Options {
+	o := attach.Options{MaxSize: size}
+	o.Parallel, _ = strconv.Atoi(os.Getenv("DEADDROP_BENCH_PARALLEL"))
+	if mib, _ := strconv.ParseInt(os.Getenv("DEADDROP_BENCH_SEGMENT_MIB"), 10, 64); mib > 0 {
+		o.SegmentSize = mib << 20
+	}
+	return o
 }
 
 type namedStore struct {
@@ -64,12 +79,23 @@ func benchStores(b *testing.B) []namedStore {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return []namedStore{{"embedded", emb}, {"swarm", sw}, {"ipfs", ip}}
+	all := []namedStore{{"embedded", emb}, {"swarm", sw}, {"ipfs", ip}}
+	// DEADDROP_BENCH_STORES=swarm,ipfs runs only those.
+	if only := os.Getenv("DEADDROP_BENCH_STORES"); only != "" {
+		var some []namedStore
+		for _, st := range all {
+			if slices.Contains(strings.Split(only, ","), st.name) {
+				some = append(some, st)
+			}
+		}
+		return some
+	}
+	return all
 }
 
 func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
 	ctx := context.Background()
-	var rawUp, rawDown, up, down, save time.Duration
+	var rawUp, rawDown, rawSave, up, down, save time.Duration
 	peak := startPeak()
 	for i := range b.N {
 		seed := uint64(i)
@@ -89,18 +115,26 @@ func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
 		}
 		rawDown += time.Since(t0)
 
+		// Save's fair baseline: the raw download written to a file and
+		// fsynced, as Save's bytes are before it names the file.
+		rawDir := b.TempDir()
 		t0 = time.Now()
-		m, err := attach.Upload(ctx, s, randomReader(seed+1<<32, size), "bench.bin", "", attach.Options{MaxSize: size})
+		must(b, rawSaveFile(ctx, s, ref, rawDir))
+		rawSave += time.Since(t0)
+		os.RemoveAll(rawDir)
+
+		t0 = time.Now()
+		m, err := attach.Upload(ctx, s, randomReader(seed+1<<32, size), "bench.bin", "", benchOptions(size))
 		must(b, err)
 		up += time.Since(t0)
 
 		t0 = time.Now()
-		must(b, attach.Download(ctx, s, m, io.Discard, attach.Options{MaxSize: size}))
+		must(b, attach.Download(ctx, s, m, io.Discard, benchOptions(size)))
 		down += time.Since(t0)
 
 		dir := b.TempDir()
 		t0 = time.Now()
-		_, err = attach.Save(ctx, s, m, dir, attach.Options{MaxSize: size})
+		_, err = attach.Save(ctx, s, m, dir, benchOptions(size))
 		must(b, err)
 		save += time.Since(t0)
 		os.RemoveAll(dir)
@@ -109,6 +143,7 @@ func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
 	b.ReportMetric(up.Seconds()/rawUp.Seconds(), "x-raw-up")
 	b.ReportMetric(down.Seconds()/rawDown.Seconds(), "x-raw-down")
 	b.ReportMetric(save.Seconds()/rawDown.Seconds(), "x-raw-save")
+	b.ReportMetric(save.Seconds()/rawSave.Seconds(), "x-rawfile-save")
 	mib := float64(size) / (1 << 20) * float64(b.N)
 	b.ReportMetric(mib/rawUp.Seconds(), "raw-up-MiB/s")
 	b.ReportMetric(mib/rawDown.Seconds(), "raw-down-MiB/s")
@@ -116,6 +151,28 @@ func benchAttach(b *testing.B, s feed.BulkStore, size int64) {
 	b.ReportMetric(mib/down.Seconds(), "down-MiB/s")
 	b.ReportMetric(heap, "peak-heap-MiB")
 	b.ReportMetric(rss, "peak-rss-MiB")
+}
+
+// rawSaveFile reads the object at ref into a new file in dir and fsyncs it.
+func rawSaveFile(ctx context.Context, s feed.BulkStore, ref []byte, dir string) error {
+	rc, err := s.GetBulk(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.Create(dir + "/raw.bin")
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func must(b *testing.B, err error) {

@@ -1,7 +1,6 @@
 package attach
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"filippo.io/age"
 	"github.com/deaddrop/deaddrop/feed"
@@ -28,29 +28,71 @@ func Download(ctx context.Context, store feed.BulkStore, m *Manifest, w io.Write
 	if err != nil {
 		return err
 	}
+	whole := sha256.New()
+	err = inOrder(ctx, m, opts, func(ctx context.Context, i int, buf []byte) ([]byte, error) {
+		return fetchSegment(ctx, store, m, id, i, buf, opts)
+	}, func(i int, data []byte) error {
+		whole.Write(data)
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("attach: writing the file: %w", err)
+		}
+		opts.progress(int64(len(data)))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if [32]byte(whole.Sum(nil)) != m.SHA256 {
+		return fmt.Errorf("%w: SHA-256 of the whole does not match the manifest", ErrIntegrity)
+	}
+	return nil
+}
+
+// inOrder runs get for every segment, Parallel at once, each into a
+// segment-sized buffer, and hands the results to put one at a time in
+// segment order (put may hash them: the whole is hashed as it completes).
+// At most Parallel+1 buffers exist at once, reused from segment to
+// segment. It returns the first error, once every get it started has
+// returned.
+func inOrder(ctx context.Context, m *Manifest, opts Options,
+	get func(ctx context.Context, i int, buf []byte) ([]byte, error),
+	put func(i int, data []byte) error) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	results := make([]chan segmentResult, len(m.Segments))
 	for i := range results {
 		results[i] = make(chan segmentResult, 1)
 	}
+	free := make(chan []byte, opts.Parallel+1)
 	slots := make(chan struct{}, opts.Parallel)
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for i := range m.Segments {
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
+			var buf []byte
+			select {
+			case buf = <-free:
+			default:
+				// Sized once, for any segment: the last may be shorter.
+				buf = make([]byte, m.SegmentSize)
+			}
+			wg.Add(1)
 			go func() {
-				// Sized once: a growing buffer would copy and double.
-				buf := bytes.NewBuffer(make([]byte, 0, m.segmentLen(i)))
-				err := fetchSegment(ctx, store, m, id, i, buf, opts)
-				results[i] <- segmentResult{buf.Bytes(), err}
+				defer wg.Done()
+				data, err := get(ctx, i, buf)
+				results[i] <- segmentResult{buf, data, err}
 			}()
 		}
 	}()
-	whole := sha256.New()
 	for i := range m.Segments {
 		var res segmentResult
 		select {
@@ -62,19 +104,19 @@ func Download(ctx context.Context, store feed.BulkStore, m *Manifest, w io.Write
 		if res.err != nil {
 			return res.err
 		}
-		whole.Write(res.data)
-		if _, err := w.Write(res.data); err != nil {
-			return fmt.Errorf("attach: writing the file: %w", err)
+		if err := put(i, res.data); err != nil {
+			return err
 		}
-		opts.progress(int64(len(res.data)))
-	}
-	if [32]byte(whole.Sum(nil)) != m.SHA256 {
-		return fmt.Errorf("%w: SHA-256 of the whole does not match the manifest", ErrIntegrity)
+		select {
+		case free <- res.buf:
+		default:
+		}
 	}
 	return nil
 }
 
 type segmentResult struct {
+	buf  []byte
 	data []byte
 	err  error
 }
@@ -89,54 +131,57 @@ func checkForDownload(m *Manifest, opts Options) (*age.X25519Identity, error) {
 	return m.identity()
 }
 
-// fetchSegment fetches segment i, decrypts it and writes exactly its
-// plaintext length to w, retrying transient failures from the start of
-// the segment (w must accept a rewrite: an offset writer or a buffer it
-// resets).
-func fetchSegment(ctx context.Context, store feed.BulkStore, m *Manifest, id age.Identity, i int, w io.Writer, opts Options) error {
-	_, err := retry(ctx, opts.Attempts, func() (struct{}, error) {
-		if b, ok := w.(*bytes.Buffer); ok {
-			b.Reset()
-		}
-		if ow, ok := w.(*io.OffsetWriter); ok {
-			ow.Seek(0, io.SeekStart)
-		}
-		return struct{}{}, fetchOnce(ctx, store, m, id, i, w)
+// fetchSegment fetches segment i, decrypts it into buf (at least its
+// plaintext length) and returns exactly its plaintext, retrying transient
+// failures from the start of the segment.
+func fetchSegment(ctx context.Context, store feed.BulkStore, m *Manifest, id age.Identity, i int, buf []byte, opts Options) ([]byte, error) {
+	data, err := retry(ctx, opts.Attempts, func() ([]byte, error) {
+		return fetchOnce(ctx, store, m, id, i, buf)
 	})
 	if err != nil {
-		return fmt.Errorf("attach: segment %d of %q: %w", i, m.Name, err)
+		return nil, fmt.Errorf("attach: segment %d of %q: %w", i, m.Name, err)
 	}
-	return nil
+	return data, nil
 }
 
-func fetchOnce(ctx context.Context, store feed.BulkStore, m *Manifest, id age.Identity, i int, w io.Writer) error {
+func fetchOnce(ctx context.Context, store feed.BulkStore, m *Manifest, id age.Identity, i int, buf []byte) ([]byte, error) {
 	rc, err := store.GetBulk(ctx, m.Segments[i])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rc.Close()
 	src := &sourceReader{r: rc}
 	plain, err := age.Decrypt(src, id)
 	if err != nil {
-		return src.blame(err)
+		return nil, src.blame(err)
 	}
 	want := m.segmentLen(i)
-	n, err := io.Copy(w, io.LimitReader(plain, want))
-	if err != nil {
-		return src.blame(err)
+	buf = buf[:want]
+	// Read straight into buf: no intermediate copy, no growing buffer.
+	n := 0
+	for n < len(buf) {
+		k, err := plain.Read(buf[n:])
+		n += k
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, src.blame(err)
+		}
 	}
-	if n != want {
-		return fmt.Errorf("%w: segment holds %d bytes, manifest says %d", ErrIntegrity, n, want)
+	if int64(n) != want {
+		return nil, fmt.Errorf("%w: segment holds %d bytes, manifest says %d", ErrIntegrity, n, want)
 	}
 	// The segment must end here: age authenticates its end, and more
 	// plaintext than the manifest says is a lie too.
-	if extra, err := plain.Read(make([]byte, 1)); extra != 0 || !errors.Is(err, io.EOF) {
+	var one [1]byte
+	if extra, err := plain.Read(one[:]); extra != 0 || !errors.Is(err, io.EOF) {
 		if err != nil && !errors.Is(err, io.EOF) {
-			return src.blame(err)
+			return nil, src.blame(err)
 		}
-		return fmt.Errorf("%w: segment longer than the manifest says", ErrIntegrity)
+		return nil, fmt.Errorf("%w: segment longer than the manifest says", ErrIntegrity)
 	}
-	return nil
+	return buf, nil
 }
 
 // sourceReader remembers the store's own read error, so that a failure in
@@ -191,9 +236,6 @@ func Save(ctx context.Context, store feed.BulkStore, m *Manifest, dir string, op
 		return "", err
 	}
 	err = s.fetchMissing(ctx, store, id, opts)
-	if err == nil {
-		err = s.verify()
-	}
 	if err != nil {
 		s.close(errors.Is(err, ErrIntegrity))
 		return "", err
@@ -211,6 +253,11 @@ type saver struct {
 	part    string
 	f       *os.File
 	journal *journal
+
+	wmu     sync.Mutex
+	pending []int         // written at their offsets, not yet committed
+	cerr    error         // a failed commit fails every later write
+	kick    chan struct{} // wakes the committer
 }
 
 func openSave(root *os.Root, dir string, m *Manifest) (*saver, error) {
@@ -241,63 +288,33 @@ func openSave(root *os.Root, dir string, m *Manifest) (*saver, error) {
 }
 
 // fetchMissing fetches every segment the journal lacks, Parallel at once,
-// straight into the part file at its offset.
+// and writes each at its offset in the part file; a segment the journal
+// has is read back from the part file instead. Either way the segments
+// are hashed in order as they complete, so that the whole is verified
+// (size and SHA-256) without reading the file again at the end.
 func (s *saver) fetchMissing(ctx context.Context, store feed.BulkStore, id age.Identity, opts Options) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, len(s.m.Segments))
-	slots := make(chan struct{}, opts.Parallel)
-	started := 0
-	for i := range s.m.Segments {
+	s.kick = make(chan struct{}, 1)
+	stop := make(chan struct{})
+	committed := make(chan error, 1)
+	go s.committer(stop, committed)
+	whole := sha256.New()
+	err := inOrder(ctx, s.m, opts, func(ctx context.Context, i int, buf []byte) ([]byte, error) {
 		if _, done := s.journal.get(i); done {
-			opts.progress(s.m.segmentLen(i))
-			continue
+			return s.readBack(i, buf, opts)
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		started++
-		go func() {
-			defer func() { <-slots }()
-			errs <- s.fetch(ctx, store, id, i, opts)
-		}()
+		return s.fetch(ctx, store, id, i, buf, opts)
+	}, func(i int, data []byte) error {
+		whole.Write(data)
+		return nil
+	})
+	// Whatever happened, what was written is committed for the next Save.
+	close(stop)
+	if cerr := <-committed; err == nil {
+		err = cerr
 	}
-	var first error
-	for range started {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			cancel()
-		}
-	}
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
-}
-
-func (s *saver) fetch(ctx context.Context, store feed.BulkStore, id age.Identity, i int, opts Options) error {
-	w := io.NewOffsetWriter(s.f, int64(i)*s.m.SegmentSize)
-	if err := fetchSegment(ctx, store, s.m, id, i, w, opts); err != nil {
+	if err != nil {
 		return err
 	}
-	// The bytes must be on disk before the journal says they are.
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("attach: %w", err)
-	}
-	if err := s.journal.record(journalEntry{I: i}); err != nil {
-		return err
-	}
-	opts.progress(s.m.segmentLen(i))
-	return nil
-}
-
-// verify reads the part file back and checks the size and SHA-256 of the
-// whole against the manifest.
-func (s *saver) verify() error {
 	st, err := s.f.Stat()
 	if err != nil {
 		return fmt.Errorf("attach: %w", err)
@@ -305,14 +322,102 @@ func (s *saver) verify() error {
 	if st.Size() != s.m.Size {
 		return fmt.Errorf("%w: %d bytes received, manifest says %d", ErrIntegrity, st.Size(), s.m.Size)
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(s.f, 0, s.m.Size)); err != nil {
-		return fmt.Errorf("attach: %w", err)
-	}
-	if [32]byte(h.Sum(nil)) != s.m.SHA256 {
+	if [32]byte(whole.Sum(nil)) != s.m.SHA256 {
 		return fmt.Errorf("%w: SHA-256 of the whole does not match the manifest", ErrIntegrity)
 	}
 	return nil
+}
+
+// readBack reads segment i, done by an earlier Save, from the part file.
+func (s *saver) readBack(i int, buf []byte, opts Options) ([]byte, error) {
+	buf = buf[:s.m.segmentLen(i)]
+	if _, err := s.f.ReadAt(buf, int64(i)*s.m.SegmentSize); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: part file shorter than the manifest says", ErrIntegrity)
+		}
+		return nil, fmt.Errorf("attach: %w", err)
+	}
+	opts.progress(int64(len(buf)))
+	return buf, nil
+}
+
+func (s *saver) fetch(ctx context.Context, store feed.BulkStore, id age.Identity, i int, buf []byte, opts Options) ([]byte, error) {
+	data, err := fetchSegment(ctx, store, s.m, id, i, buf, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.f.WriteAt(data, int64(i)*s.m.SegmentSize); err != nil {
+		return nil, fmt.Errorf("attach: %w", err)
+	}
+	if err := s.written(i); err != nil {
+		return nil, err
+	}
+	opts.progress(int64(len(data)))
+	return data, nil
+}
+
+// written notes segment i as written at its offset and wakes the
+// committer, which makes it durable and journals it in the background:
+// the worker goes on to its next segment instead of waiting for the disk.
+func (s *saver) written(i int) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.cerr != nil {
+		return s.cerr
+	}
+	s.pending = append(s.pending, i)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// committer runs until stop is closed, committing what is written; then
+// it commits the rest once more and reports the first failure.
+func (s *saver) committer(stop <-chan struct{}, done chan<- error) {
+	for {
+		select {
+		case <-s.kick:
+			if err := s.commit(); err != nil {
+				done <- err
+				return
+			}
+		case <-stop:
+			done <- s.commit()
+			return
+		}
+	}
+}
+
+// commit makes every segment written so far durable, then records them in
+// the journal: the bytes must be on disk before the journal says they
+// are. One fsync and one journal append cover every segment written
+// meanwhile (a group commit).
+func (s *saver) commit() error {
+	s.wmu.Lock()
+	batch := s.pending
+	s.pending = nil
+	s.wmu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	err := s.f.Sync()
+	if err != nil {
+		err = fmt.Errorf("attach: %w", err)
+	} else {
+		es := make([]journalEntry, len(batch))
+		for k, j := range batch {
+			es[k] = journalEntry{I: j}
+		}
+		err = s.journal.record(es...)
+	}
+	if err != nil {
+		s.wmu.Lock()
+		s.cerr = err
+		s.wmu.Unlock()
+	}
+	return err
 }
 
 // publish links the verified part file under a free name and removes the

@@ -120,19 +120,26 @@ func (j *journal) get(i int) (journalEntry, bool) {
 	return e, ok
 }
 
-// record appends e and syncs it: after record returns, the segment is done
-// even if the process dies.
-func (j *journal) record(e journalEntry) error {
-	line, _ := json.Marshal(e)
+// record appends es and syncs them, in one write and one fsync: after
+// record returns, those segments are done even if the process dies (a
+// write torn by a crash ends the journal at the last whole line).
+func (j *journal) record(es ...journalEntry) error {
+	var lines []byte
+	for _, e := range es {
+		line, _ := json.Marshal(e)
+		lines = append(append(lines, line...), '\n')
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if _, err := j.f.Write(append(line, '\n')); err != nil {
+	if _, err := j.f.Write(lines); err != nil {
 		return fmt.Errorf("attach: journal: %w", err)
 	}
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("attach: journal: %w", err)
 	}
-	j.entries[e.I] = e
+	for _, e := range es {
+		j.entries[e.I] = e
+	}
 	return nil
 }
 
