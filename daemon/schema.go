@@ -43,20 +43,29 @@ func FromMessages(ms []deaddrop.Message) []Message {
 	return out
 }
 
-// Contact is one contact.
+// Contact is one contact. The counts are of the user's messages (text, long
+// text, files), never of the protocol messages carrying them (acks, hellos,
+// meta).
 type Contact struct {
 	Name           string    `json:"name"`
 	Fingerprint    string    `json:"fingerprint"`
-	Sessions       int       `json:"sessions"` // one per device of theirs
-	Unacknowledged int       `json:"unacknowledged"`
+	Sessions       int       `json:"sessions"`       // one per device of theirs
+	Unacknowledged int       `json:"unacknowledged"` // sent and not delivered yet
 	Created        time.Time `json:"created"`
+	Sent           int       `json:"sent"`
+	Delivered      int       `json:"delivered"` // of sent: acknowledged by a device of the contact
+	Read           int       `json:"read"`      // of sent: seen by the contact (read receipts)
+	Received       int       `json:"received"`
 }
 
 // FromContacts converts a list.
 func FromContacts(cs []deaddrop.Contact) []Contact {
 	out := make([]Contact, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, Contact{Name: c.Name, Fingerprint: c.Fingerprint, Sessions: c.Sessions, Unacknowledged: c.Outbox, Created: c.Created.UTC()})
+		n := c.Messages
+		out = append(out, Contact{Name: c.Name, Fingerprint: c.Fingerprint, Sessions: c.Sessions,
+			Unacknowledged: n.Sent - n.Delivered, Created: c.Created.UTC(),
+			Sent: n.Sent, Delivered: n.Delivered, Read: n.Read, Received: n.Received})
 	}
 	return out
 }

@@ -354,7 +354,7 @@ func (c *cli) contactsCmd() *cobra.Command {
 				fmt.Fprintln(c.out, "no contacts yet: 'deaddrop invite <name>' or 'deaddrop accept <invite>'")
 			}
 			for _, ct := range contacts {
-				fmt.Fprintf(c.out, "%-16s %s\n", ct.Name, ct.Fingerprint)
+				fmt.Fprintf(c.out, "%-16s %s  sent %d, received %d\n", ct.Name, ct.Fingerprint, ct.Messages.Sent, ct.Messages.Received)
 			}
 			return nil
 		},
@@ -388,8 +388,11 @@ func (c *cli) printStatus(cl *deaddrop.Client) error {
 		return err
 	}
 	for _, ct := range contacts {
-		fmt.Fprintf(c.out, "contact %-12s sessions %d, sent %d, acknowledged %d, received %d, unacknowledged %d\n",
-			ct.Name, ct.Sessions, ct.Sent, ct.PeerAcked, ct.Received, ct.Outbox)
+		// Messages the user wrote and read, never the protocol's acks,
+		// hellos and meta (the outbox lines below show those in flight).
+		n := ct.Messages
+		fmt.Fprintf(c.out, "contact %-12s sessions %d, sent %d (delivered %d, read %d), received %d\n",
+			ct.Name, ct.Sessions, n.Sent, n.Delivered, n.Read, n.Received)
 	}
 	invites, err := cl.PendingInvites()
 	if err != nil {
