@@ -35,6 +35,14 @@ const (
 	// EventReadByContact: the contact saw one of our messages (a read
 	// receipt: only from contacts who send them), in Event.Message.
 	EventReadByContact
+	// EventDeviceAdded: a device joined the account (Event.Contact empty)
+	// or a contact's account (Event.Contact names them), in Event.Device:
+	// a newer signed device list says so. A contact's first list known
+	// here is where their devices start, not an addition.
+	EventDeviceAdded
+	// EventDeviceRemoved: a device left the account (Event.Contact empty)
+	// or a contact's account, in Event.Device.
+	EventDeviceRemoved
 )
 
 func (k EventKind) String() string {
@@ -51,6 +59,10 @@ func (k EventKind) String() string {
 		return "store error"
 	case EventReadByContact:
 		return "read"
+	case EventDeviceAdded:
+		return "device added"
+	case EventDeviceRemoved:
+		return "device removed"
 	}
 	return "unknown event"
 }
@@ -61,6 +73,7 @@ type Event struct {
 	Message Message // EventMessage, EventDelivered, EventReadByContact
 	Contact string  // the conversation the event belongs to, if any
 	Err     error   // EventProblem, EventStoreError
+	Device  Device  // EventDeviceAdded, EventDeviceRemoved
 }
 
 // WatchOptions tunes Watch. The zero value watches every conversation,
@@ -69,10 +82,10 @@ type WatchOptions struct {
 	// Every is the pause between the end of one poll and the start of the
 	// next; 0: one second.
 	Every time.Duration
-	// Contacts, if set, limits message and receipt events to these
-	// conversations: the messages of others stay unseen for whoever shows
-	// them later (deaddrop read). Problems and store errors are always
-	// reported.
+	// Contacts, if set, limits message, receipt and contact device events
+	// to these conversations: the messages of others stay unseen for
+	// whoever shows them later (deaddrop read). Problems, store errors and
+	// the account's own device events are always reported.
 	Contacts []string
 }
 
@@ -94,6 +107,7 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) <-chan Event {
 	events := make(chan Event) // unbuffered: "taken" means the reader has it
 	w := &watcher{c: c, opts: opts, events: events}
 	w.cursor, w.cursorErr = c.LastChange() // read receipts from now on
+	w.devices = w.deviceLists()            // device changes from now on
 	go func() {
 		defer close(events)
 		if !w.deliverUnseen(ctx, nil) {
@@ -120,6 +134,67 @@ type watcher struct {
 
 	cursor    uint64 // the change feed, for read receipts
 	cursorErr error
+
+	devices map[string][]Device // by contact ("": the account's own), as last seen
+}
+
+// deviceLists snapshots the account's devices (under "") and each
+// contact's, for those with a list; nil when they cannot be read (the
+// next poll tries again).
+func (w *watcher) deviceLists() map[string][]Device {
+	out := map[string][]Device{}
+	if own, _, err := w.c.Devices(); err == nil { // ErrNoHistory: no device list
+		for _, d := range own {
+			out[""] = append(out[""], d.Device)
+		}
+	}
+	cds, err := w.c.ContactDevices()
+	if err != nil {
+		return nil
+	}
+	for _, cd := range cds {
+		if cd.Version > 0 {
+			out[cd.Contact] = cd.Devices
+		}
+	}
+	return out
+}
+
+// deviceEvents emits the devices added and removed since the last look.
+func (w *watcher) deviceEvents(ctx context.Context) bool {
+	now := w.deviceLists()
+	if now == nil {
+		return true
+	}
+	old := w.devices
+	w.devices = now
+	if old == nil {
+		return true
+	}
+	names := make([]string, 0, len(now))
+	for name := range now {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the account's own ("") first
+	for _, name := range names {
+		before, known := old[name]
+		if !known || name != "" && !w.watched(name) {
+			continue // a contact's first list: where their devices start
+		}
+		for _, d := range now[name] {
+			if !slices.ContainsFunc(before, func(b Device) bool { return b.ID == d.ID }) &&
+				!w.emit(ctx, Event{Kind: EventDeviceAdded, Contact: name, Device: d}) {
+				return false
+			}
+		}
+		for _, d := range before {
+			if !slices.ContainsFunc(now[name], func(n Device) bool { return n.ID == d.ID }) &&
+				!w.emit(ctx, Event{Kind: EventDeviceRemoved, Contact: name, Device: d}) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // readReceipts emits the messages the change feed shows read by their
@@ -188,7 +263,7 @@ func (w *watcher) pollOnce(ctx context.Context) bool {
 			return false
 		}
 	}
-	if !w.readReceipts(ctx) {
+	if !w.readReceipts(ctx) || !w.deviceEvents(ctx) {
 		return false
 	}
 	if res.NewCount == 0 {

@@ -19,6 +19,8 @@
 //	changes     {after?, limit?, latest?}   → {changes: [{cursor, message}], cursor}
 //	settings    {readReceipts?}             → {readReceipts}
 //	subscribe   {contacts?, every?}         → {subscription}, then "event" notifications
+//	                                          (message, delivered, read, joined, deviceAdded,
+//	                                          deviceRemoved, problem, storeError)
 //	unsubscribe {subscription}              → {}
 //
 // Durations (ttl, since, until, every) are strings such as "90s", "36h",

@@ -113,9 +113,10 @@ func FromInvites(is []deaddrop.PendingInvite) []Invite {
 // notification).
 type Event struct {
 	Subscription int64    `json:"subscription"`
-	Kind         string   `json:"kind"` // "message", "delivered", "read", "joined", "problem", "storeError"
+	Kind         string   `json:"kind"` // "message", "delivered", "read", "joined", "deviceAdded", "deviceRemoved", "problem", "storeError"
 	Contact      string   `json:"contact,omitempty"`
 	Message      *Message `json:"message,omitempty"`
+	Device       *Device  `json:"device,omitempty"` // deviceAdded, deviceRemoved (contact empty: the account's own)
 	Error        string   `json:"error,omitempty"`
 }
 
@@ -134,6 +135,12 @@ func fromEvent(sub int64, e deaddrop.Event) Event {
 		out.Kind = "storeError"
 	case deaddrop.EventReadByContact:
 		out.Kind = "read"
+	case deaddrop.EventDeviceAdded, deaddrop.EventDeviceRemoved:
+		out.Kind = "deviceAdded"
+		if e.Kind == deaddrop.EventDeviceRemoved {
+			out.Kind = "deviceRemoved"
+		}
+		out.Device = &Device{ID: e.Device.ID, Name: e.Device.Name, Added: e.Device.Added.UTC()}
 	default:
 		out.Kind = e.Kind.String()
 	}
