@@ -7,6 +7,8 @@
 //
 //	health                                  → Health
 //	send        {contact, body, clientId?}  → SendResult
+//	sendFile    {contact, path, name?, mediaType?, text?} → SendResult (path on the daemon's machine)
+//	save        {id, dir}                   → SaveResult (id: contact:number or the message's hex ID)
 //	read        {contact?}                  → ReadResult (new messages, marked seen)
 //	history     {contact, since?, until?, limit?} → {messages: [Message]}
 //	contacts                                → {contacts: [Contact]}

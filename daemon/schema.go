@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/hex"
 	"time"
 
 	"github.com/deaddrop/deaddrop"
@@ -20,7 +21,20 @@ type Message struct {
 	Sent      time.Time  `json:"sent"`               // the sender's clock
 	Received  *time.Time `json:"received,omitempty"` // our clock, incoming only
 	Seen      bool       `json:"seen"`
-	Local     uint64     `json:"local"` // position in this device's history of the conversation
+	Local     uint64     `json:"local"`          // position in this device's history of the conversation
+	File      *File      `json:"file,omitempty"` // a file message's file (save fetches it)
+}
+
+// File describes a file message's file.
+type File struct {
+	Name      string `json:"name"`
+	MediaType string `json:"mediaType"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"` // hex
+}
+
+func fromAttachment(a *deaddrop.Attachment) *File {
+	return &File{Name: a.Name, MediaType: a.MediaType, Size: a.Size, SHA256: hex.EncodeToString(a.SHA256[:])}
 }
 
 // FromMessage converts a root-package message.
@@ -30,6 +44,9 @@ func FromMessage(m deaddrop.Message) Message {
 	if !m.Received.IsZero() {
 		r := m.Received.UTC()
 		out.Received = &r
+	}
+	if a, err := deaddrop.AttachmentOf(m); err == nil && a != nil {
+		out.File = fromAttachment(a)
 	}
 	return out
 }
@@ -194,4 +211,10 @@ type Change struct {
 type ChangesResult struct {
 	Changes []Change `json:"changes"`
 	Cursor  uint64   `json:"cursor"`
+}
+
+// SaveResult is what save returns.
+type SaveResult struct {
+	Path string `json:"path"` // where the file is now, whole and verified
+	File File   `json:"file"`
 }

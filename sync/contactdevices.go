@@ -1,7 +1,10 @@
 package sync
 
 import (
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -38,5 +41,37 @@ func (a *Account) AllContactDevices() ([]ContactDevices, error) {
 			return nil
 		})
 	})
+	return out, err
+}
+
+// ErrNoMessage reports a message ID that names no message in the history.
+var ErrNoMessage = errors.New("no such message")
+
+// MessageByID finds a message by its Message.ID (32 hex digits, the same on
+// every device of both parties), in whichever conversation holds it.
+func (a *Account) MessageByID(id string) (Message, error) {
+	origin, err := hex.DecodeString(id)
+	if err != nil || len(origin) == 0 {
+		return Message{}, fmt.Errorf("%w: %q is not a message ID", ErrNoMessage, id)
+	}
+	a.settle()
+	var out Message
+	found := false
+	err = a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContacts).ForEach(func(k, _ []byte) error {
+			if found {
+				return nil
+			}
+			m, err := messageByOrigin(tx, string(k), origin)
+			if err != nil || m == nil {
+				return err
+			}
+			out, found = m.public(string(k)), true
+			return nil
+		})
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("%w: %s", ErrNoMessage, id)
+	}
 	return out, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -114,11 +115,19 @@ func (c *cli) sendCmd() *cobra.Command {
 			ctx, cl, done, err := c.session()
 			if err != nil {
 				return c.viaDaemon(err, func(ctx context.Context, d *daemon.Conn) error {
-					if file != "" {
-						return fmt.Errorf("a file cannot be sent while chat or the daemon runs on this home (yet): send it from there, or stop it first")
-					}
 					var res daemon.SendResult
-					if err := d.Call(ctx, "send", map[string]string{"contact": a[0], "body": body}, &res); err != nil {
+					if file != "" {
+						// The daemon runs on this machine (its socket is in the
+						// home): it reads the file itself.
+						abs, err := filepath.Abs(file)
+						if err != nil {
+							return err
+						}
+						p := map[string]string{"contact": a[0], "path": abs, "mediaType": mediaType, "text": body}
+						if err := d.Call(ctx, "sendFile", p, &res); err != nil {
+							return err
+						}
+					} else if err := d.Call(ctx, "send", map[string]string{"contact": a[0], "body": body}, &res); err != nil {
 						return err
 					}
 					if res.Queued {

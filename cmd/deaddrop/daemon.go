@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	gosync "sync"
 
 	"github.com/deaddrop/deaddrop"
@@ -43,9 +44,11 @@ func (c *cli) daemonCmd() *cobra.Command {
 		Short: "Serve the account to other programs: JSON-RPC 2.0 on standard input/output and a Unix socket in the home",
 		Long: `Serve the account to other programs over JSON-RPC 2.0, one JSON object per
 line, on standard input/output and on the Unix socket <home>/rpc.sock.
-While it runs, 'deaddrop send' and 'deaddrop read' for the same home go
-through it. Methods: health, send, read, history, contacts, invite, invites,
-cancelInvite, accept, devices, subscribe, unsubscribe (docs/cli.md).
+While it runs, 'deaddrop send' (--file too), 'deaddrop read', 'deaddrop
+save' and 'deaddrop chat' for the same home go through it. Methods: health,
+send, sendFile, save, read, history, contacts, invite, invites, cancelInvite,
+accept, devices, receive, changes, settings, subscribe, unsubscribe
+(docs/cli.md).
 With --stdio (the default) the daemon stops when standard input ends.`,
 		Example: `  deaddrop daemon --stdio=false &      # serve on the socket only
   echo '{"jsonrpc":"2.0","id":1,"method":"contacts"}' | deaddrop daemon --socket=false`,
@@ -156,6 +159,9 @@ func (c *cli) printRead(res daemon.ReadResult) error {
 // toMessage is the inverse of daemon.FromMessage, for formatMessage.
 func toMessage(m daemon.Message) deaddrop.Message {
 	out := deaddrop.Message{ID: m.ID, Contact: m.Contact, Body: m.Body, Sent: m.Sent, Seen: m.Seen, Local: m.Local, Dir: deaddrop.Outgoing}
+	if f := m.File; f != nil { // as formatAttachment shows it (the manifest stays with the daemon)
+		out.Body = strings.TrimLeft(fmt.Sprintf("%s [file %s, %s, %s; deaddrop save %s:%d]", m.Body, f.Name, formatSize(f.Size), f.MediaType, m.Contact, m.Local), " ")
+	}
 	if m.Direction == deaddrop.Incoming.String() {
 		out.Dir = deaddrop.Incoming
 	}
