@@ -25,6 +25,10 @@
 //	                                          deviceRemoved, problem, storeError)
 //	unsubscribe {subscription}              → {}
 //
+// ServeHTTP adds an optional HTTP transport on loopback, with a token: POST
+// /rpc for the methods, GET /events for the events as server-sent events,
+// resumable with Last-Event-ID (http.go).
+//
 // Durations (ttl, since, until, every) are strings such as "90s", "36h",
 // "1d" or "2w"; since and until also take RFC 3339 times. Errors carry the
 // standard JSON-RPC codes (-32700 parse error, -32600 invalid request,
@@ -163,6 +167,7 @@ type conn struct {
 	wmu gosync.Mutex
 	w   io.Writer
 
+	http   bool            // a POST /rpc: no subscriptions (GET /events streams)
 	subCtx context.Context // ends at the end of the connection's input
 	smu    gosync.Mutex
 	subs   map[int64]context.CancelFunc

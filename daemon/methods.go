@@ -426,6 +426,9 @@ func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, ra
 		return map[string]any{"readReceipts": on}, nil
 
 	case "subscribe":
+		if c.http {
+			return nil, &Error{Code: CodeMethodNotFound, Message: "subscribe is not a method over HTTP: GET /events streams the events (server-sent events)", Data: &ErrorData{Reason: "methodNotFound"}}
+		}
 		var p struct {
 			Contacts []string `json:"contacts"`
 			Every    string   `json:"every"`

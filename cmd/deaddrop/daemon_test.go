@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,5 +214,45 @@ func TestSendFileAndSaveThroughDaemon(t *testing.T) {
 	}
 	if _, errOut, code := alice.run("save", "bob:99", "--out", t.TempDir()); code == 0 || !strings.Contains(errOut, "no such message") {
 		t.Fatalf("save of no message through the daemon: exit %d, %q", code, errOut)
+	}
+}
+
+// daemon --http serves JSON-RPC over HTTP on loopback with the token kept in
+// the home, and refuses any other address.
+func TestDaemonHTTP(t *testing.T) {
+	us := newUsers(t, "", "alice")
+	alice := us[0]
+	if _, errOut, code := alice.run("daemon", "--http", "0.0.0.0:7878"); code != 2 || !strings.Contains(errOut, "loopback") {
+		t.Fatalf("--http on every interface: exit %d, %q", code, errOut)
+	}
+	d := alice.cmd("daemon", "--stdio=false", "--socket=false", "--http", "127.0.0.1:0")
+	stderr, _ := d.StderrPipe()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { d.Process.Signal(os.Interrupt); d.Wait() }()
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	_, rest, ok := strings.Cut(line, "serving HTTP on ")
+	if err != nil || !ok {
+		t.Fatalf("daemon --http said %q (%v)", line, err)
+	}
+	url, _, _ := strings.Cut(rest, " ")
+	tok, err := os.ReadFile(filepath.Join(alice.home, "http.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(alice.home, "http.token")); st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v", st.Mode())
+	}
+	req, _ := http.NewRequest("POST", url+"/rpc", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"health"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"account":"alice"`) {
+		t.Fatalf("health over HTTP: %d %s", resp.StatusCode, body)
 	}
 }
