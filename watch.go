@@ -20,7 +20,10 @@ const (
 	// EventDelivered: a device of the contact acknowledged one of our
 	// messages (in Event.Message, State Delivered): it is durably in their
 	// state. It is a delivery receipt, not a read receipt: nobody may have
-	// looked at it yet.
+	// looked at it yet. Watch follows the change feed for it, so it sees
+	// receipts whichever poll took them (another Watch, Receive, another
+	// device of the account); a message read before Watch looked shows as
+	// EventReadByContact only.
 	EventDelivered
 	// EventJoined: someone accepted one of our invites; Event.Contact names
 	// the new conversation.
@@ -197,8 +200,10 @@ func (w *watcher) deviceEvents(ctx context.Context) bool {
 	return true
 }
 
-// readReceipts emits the messages the change feed shows read by their
-// contact since the last look.
+// readReceipts emits the messages the change feed shows delivered to or
+// read by their contact since the last look: whichever poll took the
+// receipt (this Watch's, another's on the same Client, a daemon client's
+// receive), so two watchers of one account both show it.
 func (w *watcher) readReceipts(ctx context.Context) bool {
 	if w.cursorErr != nil {
 		return true
@@ -211,8 +216,17 @@ func (w *watcher) readReceipts(ctx context.Context) bool {
 		w.cursor = next
 		for _, ch := range chs {
 			m := ch.Message
-			if m.Dir == Outgoing && m.State == ReadByContact && w.watched(m.Contact) &&
-				!w.emit(ctx, Event{Kind: EventReadByContact, Message: m, Contact: m.Contact}) {
+			if m.Dir != Outgoing || !w.watched(m.Contact) {
+				continue
+			}
+			kind := EventKind(0)
+			switch m.State {
+			case Delivered:
+				kind = EventDelivered
+			case ReadByContact:
+				kind = EventReadByContact
+			}
+			if kind != 0 && !w.emit(ctx, Event{Kind: kind, Message: m, Contact: m.Contact}) {
 				return false
 			}
 		}
@@ -259,7 +273,8 @@ func (w *watcher) pollOnce(ctx context.Context) bool {
 		}
 	}
 	for _, m := range res.Read {
-		if w.watched(m.Contact) && !w.emit(ctx, Event{Kind: EventDelivered, Message: m, Contact: m.Contact}) {
+		if w.cursorErr != nil && w.watched(m.Contact) && // else the change feed shows them
+			!w.emit(ctx, Event{Kind: EventDelivered, Message: m, Contact: m.Contact}) {
 			return false
 		}
 	}
