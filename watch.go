@@ -102,7 +102,10 @@ type WatchOptions struct {
 // and marks each one seen once the reader received it (the channel is
 // unbuffered: a reader that stops loses nothing). A reader that does not
 // keep up holds polling back; nothing is dropped. Sending while Watch runs is
-// fine and never waits for a poll's network round.
+// fine and never waits for a poll's network round. Watch follows the
+// account's change feed besides its own polls, so it also shows what
+// another poll of the account took from the store first (Receive, another
+// Watch, a daemon client's receive).
 func (c *Client) Watch(ctx context.Context, opts WatchOptions) <-chan Event {
 	if opts.Every <= 0 {
 		opts.Every = time.Second
@@ -200,23 +203,32 @@ func (w *watcher) deviceEvents(ctx context.Context) bool {
 	return true
 }
 
-// readReceipts emits the messages the change feed shows delivered to or
-// read by their contact since the last look: whichever poll took the
-// receipt (this Watch's, another's on the same Client, a daemon client's
-// receive), so two watchers of one account both show it.
-func (w *watcher) readReceipts(ctx context.Context) bool {
+// followFeed emits the messages the change feed shows delivered to or
+// read by their contact since the last look, and returns the watched
+// contacts with new unseen incoming messages there: whichever poll took
+// them (this Watch's, another Watch's or Receive on the same account, a
+// daemon client's receive), so that two watchers of one account both show
+// every message and receipt.
+func (w *watcher) followFeed(ctx context.Context) ([]string, bool) {
 	if w.cursorErr != nil {
-		return true
+		return nil, true
 	}
+	var incoming []string
 	for {
 		chs, next, err := w.c.Changes(w.cursor, 0)
 		if err != nil {
-			return w.emit(ctx, Event{Kind: EventStoreError, Err: err})
+			return incoming, w.emit(ctx, Event{Kind: EventStoreError, Err: err})
 		}
 		w.cursor = next
 		for _, ch := range chs {
 			m := ch.Message
-			if m.Dir != Outgoing || !w.watched(m.Contact) {
+			if !w.watched(m.Contact) {
+				continue
+			}
+			if m.Dir == Incoming {
+				if !m.Seen && !slices.Contains(incoming, m.Contact) {
+					incoming = append(incoming, m.Contact)
+				}
 				continue
 			}
 			kind := EventKind(0)
@@ -227,11 +239,11 @@ func (w *watcher) readReceipts(ctx context.Context) bool {
 				kind = EventReadByContact
 			}
 			if kind != 0 && !w.emit(ctx, Event{Kind: kind, Message: m, Contact: m.Contact}) {
-				return false
+				return nil, false
 			}
 		}
 		if len(chs) < 1000 {
-			return true
+			return incoming, true
 		}
 	}
 }
@@ -278,18 +290,20 @@ func (w *watcher) pollOnce(ctx context.Context) bool {
 			return false
 		}
 	}
-	if !w.readReceipts(ctx) || !w.deviceEvents(ctx) {
+	with, ok := w.followFeed(ctx) // the contacts to look at
+	if !ok || !w.deviceEvents(ctx) {
 		return false
 	}
-	if res.NewCount == 0 {
-		return true
-	}
-	var with []string // the contacts to look at; nil: all (the list was cut)
-	if res.NewCount == len(res.New) {
+	if res.NewCount > len(res.New) {
+		with = nil // the list was cut: look at all
+	} else {
 		for _, m := range res.New {
 			if !slices.Contains(with, m.Contact) {
 				with = append(with, m.Contact)
 			}
+		}
+		if len(with) == 0 {
+			return true
 		}
 	}
 	return w.deliverUnseen(ctx, with)
