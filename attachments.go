@@ -45,8 +45,9 @@ var (
 	ErrDamaged = attach.ErrIntegrity
 	// ErrNotAFile reports a message that carries no attachment.
 	ErrNotAFile = errors.New("that message carries no file")
-	// ErrBadMessageID reports a message ID not of the form contact:number.
-	ErrBadMessageID = errors.New("malformed message ID (want contact:number, as 'history' shows)")
+	// ErrBadMessageID reports a message ID neither of the form
+	// contact:number nor a Message.ID (32 hex digits).
+	ErrBadMessageID = errors.New("malformed message ID (want contact:number, as 'history' shows, or a message's 32-hex id)")
 )
 
 // MaxFileSize is the largest attachment SendFile sends and a received
@@ -54,6 +55,8 @@ var (
 const MaxFileSize = attach.DefaultMaxSize
 
 // MessageID names a message in this account's history: contact:local.
+// Where a message ID is taken (OpenAttachment, SaveAttachment, Attachment),
+// the global Message.ID (32 hex digits) works as well.
 func MessageID(m Message) string { return m.Contact + ":" + strconv.FormatUint(m.Local, 10) }
 
 // AttachmentOf returns the attachment a message carries, nil for a text
@@ -204,8 +207,11 @@ func (c *Client) manifest(msgID string) (*attach.Manifest, *Attachment, error) {
 	return m, info, err
 }
 
-// message finds a message by its ID.
+// message finds a message by its ID: contact:local, or its Message.ID.
 func (c *Client) message(msgID string) (Message, error) {
+	if isHexID(msgID) {
+		return c.acct.MessageByID(msgID)
+	}
 	contact, n, ok := strings.Cut(msgID, ":")
 	local, err := strconv.ParseUint(n, 10, 64)
 	if !ok || err != nil || sync.ValidName(contact) != nil {
@@ -220,7 +226,16 @@ func (c *Client) message(msgID string) (Message, error) {
 			return m, nil
 		}
 	}
-	return Message{}, fmt.Errorf("no message %s", msgID)
+	return Message{}, fmt.Errorf("%w: %s", ErrNoMessage, msgID)
+}
+
+// isHexID reports whether s has the form of a Message.ID.
+func isHexID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 // bulkStore returns where files go: the store itself when the client talks

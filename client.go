@@ -228,3 +228,11 @@ func (c *Client) SetReadReceipts(on bool) error { return c.acct.SetReadReceipts(
 
 // ReadReceipts reports whether this device sends read receipts.
 func (c *Client) ReadReceipts() (bool, error) { return c.acct.ReadReceipts() }
+
+// ContactDevices is a contact's devices as the newest signed device list of
+// theirs known here says (Version 0: none arrived yet).
+type ContactDevices = sync.ContactDevices
+
+// ContactDevices returns every contact's devices, sorted by contact name, as
+// their newest device list known here says (a poll learns newer ones).
+func (c *Client) ContactDevices() ([]ContactDevices, error) { return c.acct.AllContactDevices() }

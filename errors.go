@@ -43,4 +43,6 @@ var (
 	// ErrCorruptState: a state record does not decode; 'deaddrop restore'
 	// rebuilds the state from the store.
 	ErrCorruptState = sync.ErrCorruptState
+	// ErrNoMessage: a message ID that names no message in the history.
+	ErrNoMessage = sync.ErrNoMessage
 )

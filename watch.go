@@ -20,7 +20,10 @@ const (
 	// EventDelivered: a device of the contact acknowledged one of our
 	// messages (in Event.Message, State Delivered): it is durably in their
 	// state. It is a delivery receipt, not a read receipt: nobody may have
-	// looked at it yet.
+	// looked at it yet. Watch follows the change feed for it, so it sees
+	// receipts whichever poll took them (another Watch, Receive, another
+	// device of the account); a message read before Watch looked shows as
+	// EventReadByContact only.
 	EventDelivered
 	// EventJoined: someone accepted one of our invites; Event.Contact names
 	// the new conversation.
@@ -35,6 +38,14 @@ const (
 	// EventReadByContact: the contact saw one of our messages (a read
 	// receipt: only from contacts who send them), in Event.Message.
 	EventReadByContact
+	// EventDeviceAdded: a device joined the account (Event.Contact empty)
+	// or a contact's account (Event.Contact names them), in Event.Device:
+	// a newer signed device list says so. A contact's first list known
+	// here is where their devices start, not an addition.
+	EventDeviceAdded
+	// EventDeviceRemoved: a device left the account (Event.Contact empty)
+	// or a contact's account, in Event.Device.
+	EventDeviceRemoved
 )
 
 func (k EventKind) String() string {
@@ -51,6 +62,10 @@ func (k EventKind) String() string {
 		return "store error"
 	case EventReadByContact:
 		return "read"
+	case EventDeviceAdded:
+		return "device added"
+	case EventDeviceRemoved:
+		return "device removed"
 	}
 	return "unknown event"
 }
@@ -61,6 +76,7 @@ type Event struct {
 	Message Message // EventMessage, EventDelivered, EventReadByContact
 	Contact string  // the conversation the event belongs to, if any
 	Err     error   // EventProblem, EventStoreError
+	Device  Device  // EventDeviceAdded, EventDeviceRemoved
 }
 
 // WatchOptions tunes Watch. The zero value watches every conversation,
@@ -69,10 +85,10 @@ type WatchOptions struct {
 	// Every is the pause between the end of one poll and the start of the
 	// next; 0: one second.
 	Every time.Duration
-	// Contacts, if set, limits message and receipt events to these
-	// conversations: the messages of others stay unseen for whoever shows
-	// them later (deaddrop read). Problems and store errors are always
-	// reported.
+	// Contacts, if set, limits message, receipt and contact device events
+	// to these conversations: the messages of others stay unseen for
+	// whoever shows them later (deaddrop read). Problems, store errors and
+	// the account's own device events are always reported.
 	Contacts []string
 }
 
@@ -86,7 +102,10 @@ type WatchOptions struct {
 // and marks each one seen once the reader received it (the channel is
 // unbuffered: a reader that stops loses nothing). A reader that does not
 // keep up holds polling back; nothing is dropped. Sending while Watch runs is
-// fine and never waits for a poll's network round.
+// fine and never waits for a poll's network round. Watch follows the
+// account's change feed besides its own polls, so it also shows what
+// another poll of the account took from the store first (Receive, another
+// Watch, a daemon client's receive).
 func (c *Client) Watch(ctx context.Context, opts WatchOptions) <-chan Event {
 	if opts.Every <= 0 {
 		opts.Every = time.Second
@@ -94,6 +113,7 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) <-chan Event {
 	events := make(chan Event) // unbuffered: "taken" means the reader has it
 	w := &watcher{c: c, opts: opts, events: events}
 	w.cursor, w.cursorErr = c.LastChange() // read receipts from now on
+	w.devices = w.deviceLists()            // device changes from now on
 	go func() {
 		defer close(events)
 		if !w.deliverUnseen(ctx, nil) {
@@ -120,29 +140,110 @@ type watcher struct {
 
 	cursor    uint64 // the change feed, for read receipts
 	cursorErr error
+
+	devices map[string][]Device // by contact ("": the account's own), as last seen
 }
 
-// readReceipts emits the messages the change feed shows read by their
-// contact since the last look.
-func (w *watcher) readReceipts(ctx context.Context) bool {
-	if w.cursorErr != nil {
+// deviceLists snapshots the account's devices (under "") and each
+// contact's, for those with a list; nil when they cannot be read (the
+// next poll tries again).
+func (w *watcher) deviceLists() map[string][]Device {
+	out := map[string][]Device{}
+	if own, _, err := w.c.Devices(); err == nil { // ErrNoHistory: no device list
+		for _, d := range own {
+			out[""] = append(out[""], d.Device)
+		}
+	}
+	cds, err := w.c.ContactDevices()
+	if err != nil {
+		return nil
+	}
+	for _, cd := range cds {
+		if cd.Version > 0 {
+			out[cd.Contact] = cd.Devices
+		}
+	}
+	return out
+}
+
+// deviceEvents emits the devices added and removed since the last look.
+func (w *watcher) deviceEvents(ctx context.Context) bool {
+	now := w.deviceLists()
+	if now == nil {
 		return true
 	}
+	old := w.devices
+	w.devices = now
+	if old == nil {
+		return true
+	}
+	names := make([]string, 0, len(now))
+	for name := range now {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the account's own ("") first
+	for _, name := range names {
+		before, known := old[name]
+		if !known || name != "" && !w.watched(name) {
+			continue // a contact's first list: where their devices start
+		}
+		for _, d := range now[name] {
+			if !slices.ContainsFunc(before, func(b Device) bool { return b.ID == d.ID }) &&
+				!w.emit(ctx, Event{Kind: EventDeviceAdded, Contact: name, Device: d}) {
+				return false
+			}
+		}
+		for _, d := range before {
+			if !slices.ContainsFunc(now[name], func(n Device) bool { return n.ID == d.ID }) &&
+				!w.emit(ctx, Event{Kind: EventDeviceRemoved, Contact: name, Device: d}) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// followFeed emits the messages the change feed shows delivered to or
+// read by their contact since the last look, and returns the watched
+// contacts with new unseen incoming messages there: whichever poll took
+// them (this Watch's, another Watch's or Receive on the same account, a
+// daemon client's receive), so that two watchers of one account both show
+// every message and receipt.
+func (w *watcher) followFeed(ctx context.Context) ([]string, bool) {
+	if w.cursorErr != nil {
+		return nil, true
+	}
+	var incoming []string
 	for {
 		chs, next, err := w.c.Changes(w.cursor, 0)
 		if err != nil {
-			return w.emit(ctx, Event{Kind: EventStoreError, Err: err})
+			return incoming, w.emit(ctx, Event{Kind: EventStoreError, Err: err})
 		}
 		w.cursor = next
 		for _, ch := range chs {
 			m := ch.Message
-			if m.Dir == Outgoing && m.State == ReadByContact && w.watched(m.Contact) &&
-				!w.emit(ctx, Event{Kind: EventReadByContact, Message: m, Contact: m.Contact}) {
-				return false
+			if !w.watched(m.Contact) {
+				continue
+			}
+			if m.Dir == Incoming {
+				if !m.Seen && !slices.Contains(incoming, m.Contact) {
+					incoming = append(incoming, m.Contact)
+				}
+				continue
+			}
+			kind := EventKind(0)
+			switch m.State {
+			case Delivered:
+				kind = EventDelivered
+			case ReadByContact:
+				kind = EventReadByContact
+			}
+			if kind != 0 && !w.emit(ctx, Event{Kind: kind, Message: m, Contact: m.Contact}) {
+				return nil, false
 			}
 		}
 		if len(chs) < 1000 {
-			return true
+			return incoming, true
 		}
 	}
 }
@@ -184,22 +285,25 @@ func (w *watcher) pollOnce(ctx context.Context) bool {
 		}
 	}
 	for _, m := range res.Read {
-		if w.watched(m.Contact) && !w.emit(ctx, Event{Kind: EventDelivered, Message: m, Contact: m.Contact}) {
+		if w.cursorErr != nil && w.watched(m.Contact) && // else the change feed shows them
+			!w.emit(ctx, Event{Kind: EventDelivered, Message: m, Contact: m.Contact}) {
 			return false
 		}
 	}
-	if !w.readReceipts(ctx) {
+	with, ok := w.followFeed(ctx) // the contacts to look at
+	if !ok || !w.deviceEvents(ctx) {
 		return false
 	}
-	if res.NewCount == 0 {
-		return true
-	}
-	var with []string // the contacts to look at; nil: all (the list was cut)
-	if res.NewCount == len(res.New) {
+	if res.NewCount > len(res.New) {
+		with = nil // the list was cut: look at all
+	} else {
 		for _, m := range res.New {
 			if !slices.Contains(with, m.Contact) {
 				with = append(with, m.Contact)
 			}
+		}
+		if len(with) == 0 {
+			return true
 		}
 	}
 	return w.deliverUnseen(ctx, with)

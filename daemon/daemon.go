@@ -7,6 +7,8 @@
 //
 //	health                                  → Health
 //	send        {contact, body, clientId?}  → SendResult
+//	sendFile    {contact, path, name?, mediaType?, text?} → SendResult (path on the daemon's machine)
+//	save        {id, dir}                   → SaveResult (id: contact:number or the message's hex ID)
 //	read        {contact?}                  → ReadResult (new messages, marked seen)
 //	history     {contact, since?, until?, limit?} → {messages: [Message]}
 //	contacts                                → {contacts: [Contact]}
@@ -19,7 +21,13 @@
 //	changes     {after?, limit?, latest?}   → {changes: [{cursor, message}], cursor}
 //	settings    {readReceipts?}             → {readReceipts}
 //	subscribe   {contacts?, every?}         → {subscription}, then "event" notifications
+//	                                          (message, delivered, read, joined, deviceAdded,
+//	                                          deviceRemoved, problem, storeError)
 //	unsubscribe {subscription}              → {}
+//
+// ServeHTTP adds an optional HTTP transport on loopback, with a token: POST
+// /rpc for the methods, GET /events for the events as server-sent events,
+// resumable with Last-Event-ID (http.go).
 //
 // Durations (ttl, since, until, every) are strings such as "90s", "36h",
 // "1d" or "2w"; since and until also take RFC 3339 times. Errors carry the
@@ -159,6 +167,7 @@ type conn struct {
 	wmu gosync.Mutex
 	w   io.Writer
 
+	http   bool            // a POST /rpc: no subscriptions (GET /events streams)
 	subCtx context.Context // ends at the end of the connection's input
 	smu    gosync.Mutex
 	subs   map[int64]context.CancelFunc

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
+	"os"
+	"path/filepath"
 	"strings"
 	gosync "sync"
 	"time"
@@ -42,7 +45,9 @@ const (
 	CodeBadInvite      = -32003 // "inviteUsed", "inviteTaken", "badInvite"
 	CodeBadMessage     = -32004 // "emptyMessage", "messageTooLarge", "clientIdReused"
 	CodeUnavailable    = -32005 // "storeUnavailable": the store does not answer (retry later)
-	CodeNotPermitted   = -32006 // "noHistory", "noAccountKey", "deviceRemoved"
+	CodeNotPermitted   = -32006 // "noHistory", "noAccountKey", "deviceRemoved", "noBulk"
+	CodeNoMessage      = -32007 // "noMessage", "notAFile": save of an ID that names no file message
+	CodeDamaged        = -32008 // "damaged": the file on the store is not the one its message describes; nothing saved
 )
 
 // toError maps an error from the root package to a JSON-RPC error.
@@ -67,6 +72,11 @@ func toError(err error) *Error {
 		{deaddrop.ErrNoHistory, CodeNotPermitted, "noHistory"},
 		{deaddrop.ErrNoAccountKey, CodeNotPermitted, "noAccountKey"},
 		{deaddrop.ErrDeviceRemoved, CodeNotPermitted, "deviceRemoved"},
+		{deaddrop.ErrBadMessageID, CodeInvalidParams, "invalidParams"},
+		{deaddrop.ErrNoMessage, CodeNoMessage, "noMessage"},
+		{deaddrop.ErrNotAFile, CodeNoMessage, "notAFile"},
+		{deaddrop.ErrNoBulk, CodeNotPermitted, "noBulk"},
+		{deaddrop.ErrDamaged, CodeDamaged, "damaged"},
 	} {
 		if errors.Is(err, m.target) {
 			return &Error{Code: m.code, Message: err.Error(), Data: &ErrorData{Reason: m.reason}}
@@ -152,6 +162,52 @@ func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, ra
 			res.Warning = "keepers not updated (retried on every read): " + err.Error()
 		}
 		return res, nil
+
+	case "sendFile":
+		var p struct {
+			Contact   string `json:"contact"`
+			Path      string `json:"path"`
+			Name      string `json:"name"`
+			MediaType string `json:"mediaType"`
+			Text      string `json:"text"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if err := need("contact", p.Contact); err != nil {
+			return nil, err
+		}
+		if err := need("path", p.Path); err != nil {
+			return nil, err
+		}
+		return sendFile(ctx, cl, p.Contact, p.Path, p.Name, p.MediaType, p.Text)
+
+	case "save":
+		var p struct {
+			ID  string `json:"id"`
+			Dir string `json:"dir"`
+		}
+		if err := params(raw, &p); err != nil {
+			return nil, err
+		}
+		if err := need("id", p.ID); err != nil {
+			return nil, err
+		}
+		if err := need("dir", p.Dir); err != nil {
+			return nil, err
+		}
+		if !filepath.IsAbs(p.Dir) {
+			return nil, invalidParams("dir must be an absolute path on the daemon's machine")
+		}
+		_, info, err := cl.Attachment(p.ID)
+		if err != nil {
+			return nil, err
+		}
+		path, err := cl.SaveAttachment(ctx, p.ID, p.Dir, nil)
+		if err != nil {
+			return nil, err
+		}
+		return SaveResult{Path: path, File: *fromAttachment(info)}, nil
 
 	case "read":
 		var p struct {
@@ -370,6 +426,9 @@ func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, ra
 		return map[string]any{"readReceipts": on}, nil
 
 	case "subscribe":
+		if c.http {
+			return nil, &Error{Code: CodeMethodNotFound, Message: "subscribe is not a method over HTTP: GET /events streams the events (server-sent events)", Data: &ErrorData{Reason: "methodNotFound"}}
+		}
 		var p struct {
 			Contacts []string `json:"contacts"`
 			Every    string   `json:"every"`
@@ -400,4 +459,47 @@ func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, ra
 		return nil, nil
 	}
 	return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + method, Data: &ErrorData{Reason: "methodNotFound"}}
+}
+
+// sendFile sends the file at path (on the daemon's machine) as the CLI's
+// send --file does: name defaults to the file's, mediaType to its
+// extension's.
+func sendFile(ctx context.Context, cl *deaddrop.Client, contact, path, name, mediaType, text string) (any, error) {
+	if !filepath.IsAbs(path) {
+		return nil, invalidParams("path must be an absolute path on the daemon's machine")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, invalidParams("%v", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, invalidParams("%s is not a regular file", path)
+	}
+	if st.Size() > deaddrop.MaxFileSize {
+		return nil, &Error{Code: CodeBadMessage, Message: fmt.Sprintf("%s has %d bytes: files of at most %d MiB can be sent", path, st.Size(), deaddrop.MaxFileSize>>20),
+			Data: &ErrorData{Reason: "fileTooLarge"}}
+	}
+	if name == "" {
+		name = filepath.Base(path)
+	}
+	if mediaType == "" {
+		mediaType, _, _ = strings.Cut(mime.TypeByExtension(filepath.Ext(name)), ";")
+	}
+	m, err := cl.SendFile(ctx, contact, f, name, mediaType, text)
+	if errors.Is(err, deaddrop.ErrNotStored) {
+		return SendResult{Message: FromMessage(m), Queued: true, Warning: err.Error()}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := SendResult{Message: FromMessage(m)}
+	if _, err := cl.Keep(ctx, true); err != nil {
+		res.Warning = "keepers not updated (retried on every read): " + err.Error()
+	}
+	return res, nil
 }

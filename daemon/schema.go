@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/hex"
 	"time"
 
 	"github.com/deaddrop/deaddrop"
@@ -20,7 +21,20 @@ type Message struct {
 	Sent      time.Time  `json:"sent"`               // the sender's clock
 	Received  *time.Time `json:"received,omitempty"` // our clock, incoming only
 	Seen      bool       `json:"seen"`
-	Local     uint64     `json:"local"` // position in this device's history of the conversation
+	Local     uint64     `json:"local"`          // position in this device's history of the conversation
+	File      *File      `json:"file,omitempty"` // a file message's file (save fetches it)
+}
+
+// File describes a file message's file.
+type File struct {
+	Name      string `json:"name"`
+	MediaType string `json:"mediaType"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"` // hex
+}
+
+func fromAttachment(a *deaddrop.Attachment) *File {
+	return &File{Name: a.Name, MediaType: a.MediaType, Size: a.Size, SHA256: hex.EncodeToString(a.SHA256[:])}
 }
 
 // FromMessage converts a root-package message.
@@ -30,6 +44,9 @@ func FromMessage(m deaddrop.Message) Message {
 	if !m.Received.IsZero() {
 		r := m.Received.UTC()
 		out.Received = &r
+	}
+	if a, err := deaddrop.AttachmentOf(m); err == nil && a != nil {
+		out.File = fromAttachment(a)
 	}
 	return out
 }
@@ -43,20 +60,29 @@ func FromMessages(ms []deaddrop.Message) []Message {
 	return out
 }
 
-// Contact is one contact.
+// Contact is one contact. The counts are of the user's messages (text, long
+// text, files), never of the protocol messages carrying them (acks, hellos,
+// meta).
 type Contact struct {
 	Name           string    `json:"name"`
 	Fingerprint    string    `json:"fingerprint"`
-	Sessions       int       `json:"sessions"` // one per device of theirs
-	Unacknowledged int       `json:"unacknowledged"`
+	Sessions       int       `json:"sessions"`       // one per device of theirs
+	Unacknowledged int       `json:"unacknowledged"` // sent and not delivered yet
 	Created        time.Time `json:"created"`
+	Sent           int       `json:"sent"`
+	Delivered      int       `json:"delivered"` // of sent: acknowledged by a device of the contact
+	Read           int       `json:"read"`      // of sent: seen by the contact (read receipts)
+	Received       int       `json:"received"`
 }
 
 // FromContacts converts a list.
 func FromContacts(cs []deaddrop.Contact) []Contact {
 	out := make([]Contact, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, Contact{Name: c.Name, Fingerprint: c.Fingerprint, Sessions: c.Sessions, Unacknowledged: c.Outbox, Created: c.Created.UTC()})
+		n := c.Messages
+		out = append(out, Contact{Name: c.Name, Fingerprint: c.Fingerprint, Sessions: c.Sessions,
+			Unacknowledged: n.Sent - n.Delivered, Created: c.Created.UTC(),
+			Sent: n.Sent, Delivered: n.Delivered, Read: n.Read, Received: n.Received})
 	}
 	return out
 }
@@ -104,9 +130,10 @@ func FromInvites(is []deaddrop.PendingInvite) []Invite {
 // notification).
 type Event struct {
 	Subscription int64    `json:"subscription"`
-	Kind         string   `json:"kind"` // "message", "delivered", "read", "joined", "problem", "storeError"
+	Kind         string   `json:"kind"` // "message", "delivered", "read", "joined", "deviceAdded", "deviceRemoved", "problem", "storeError"
 	Contact      string   `json:"contact,omitempty"`
 	Message      *Message `json:"message,omitempty"`
+	Device       *Device  `json:"device,omitempty"` // deviceAdded, deviceRemoved (contact empty: the account's own)
 	Error        string   `json:"error,omitempty"`
 }
 
@@ -125,6 +152,12 @@ func fromEvent(sub int64, e deaddrop.Event) Event {
 		out.Kind = "storeError"
 	case deaddrop.EventReadByContact:
 		out.Kind = "read"
+	case deaddrop.EventDeviceAdded, deaddrop.EventDeviceRemoved:
+		out.Kind = "deviceAdded"
+		if e.Kind == deaddrop.EventDeviceRemoved {
+			out.Kind = "deviceRemoved"
+		}
+		out.Device = &Device{ID: e.Device.ID, Name: e.Device.Name, Added: e.Device.Added.UTC()}
 	default:
 		out.Kind = e.Kind.String()
 	}
@@ -178,4 +211,10 @@ type Change struct {
 type ChangesResult struct {
 	Changes []Change `json:"changes"`
 	Cursor  uint64   `json:"cursor"`
+}
+
+// SaveResult is what save returns.
+type SaveResult struct {
+	Path string `json:"path"` // where the file is now, whole and verified
+	File File   `json:"file"`
 }

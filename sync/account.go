@@ -478,11 +478,17 @@ type Contact struct {
 	// version 4 is no account's.
 	Fingerprint string
 	Sessions    int    // verified sessions: one per device of theirs we talk to (an unverified device session carries nothing yet)
-	Sent        uint64 // messages we sent over all sessions (including acks)
-	PeerAcked   uint64
-	Received    uint64
-	Outbox      int // messages not yet acknowledged
-	Created     time.Time
+	// Sent, PeerAcked and Received count protocol messages over all
+	// sessions (data, acks, hellos, meta): what the sessions' sequence
+	// numbers say, for diagnostics. Show users Messages.
+	Sent      uint64
+	PeerAcked uint64
+	Received  uint64
+	Outbox    int // protocol messages not yet acknowledged (one per copy for each device of theirs)
+	Created   time.Time
+	// Messages counts the user's messages only (text, long text, files),
+	// as the history holds them.
+	Messages MessageCounts
 }
 
 // Contacts lists the conversations, sorted by name.
@@ -499,7 +505,7 @@ func (a *Account) Contacts() ([]Contact, error) {
 			if err != nil {
 				return err
 			}
-			ct := Contact{Name: c.Name, Created: c.Created}
+			ct := Contact{Name: c.Name, Created: c.Created, Messages: countMessages(tx, c.Name)}
 			for _, s := range sessions {
 				if !s.Unverified {
 					ct.Sessions++

@@ -138,6 +138,15 @@ func (c *cli) showEvent(con *console, ev deaddrop.Event) {
 		fmt.Fprintf(con.out, "  ✓✓ read by %s: %s\n", ev.Contact, short(ev.Message.Body))
 	case deaddrop.EventJoined:
 		fmt.Fprintf(con.out, "  %s accepted your invite\n", terminalSafe(ev.Contact))
+	case deaddrop.EventDeviceAdded, deaddrop.EventDeviceRemoved:
+		whose, what := "your account", "added"
+		if ev.Contact != "" {
+			whose = terminalSafe(ev.Contact)
+		}
+		if ev.Kind == deaddrop.EventDeviceRemoved {
+			what = "removed"
+		}
+		fmt.Fprintf(con.out, "  device %s %s: %s (%s)\n", what, whose, terminalSafe(ev.Device.Name), ev.Device.ID)
 	case deaddrop.EventProblem:
 		fmt.Fprintf(con.out, "warning: %v\n", ev.Err)
 	case deaddrop.EventStoreError:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -114,11 +115,19 @@ func (c *cli) sendCmd() *cobra.Command {
 			ctx, cl, done, err := c.session()
 			if err != nil {
 				return c.viaDaemon(err, func(ctx context.Context, d *daemon.Conn) error {
-					if file != "" {
-						return fmt.Errorf("a file cannot be sent while chat or the daemon runs on this home (yet): send it from there, or stop it first")
-					}
 					var res daemon.SendResult
-					if err := d.Call(ctx, "send", map[string]string{"contact": a[0], "body": body}, &res); err != nil {
+					if file != "" {
+						// The daemon runs on this machine (its socket is in the
+						// home): it reads the file itself.
+						abs, err := filepath.Abs(file)
+						if err != nil {
+							return err
+						}
+						p := map[string]string{"contact": a[0], "path": abs, "mediaType": mediaType, "text": body}
+						if err := d.Call(ctx, "sendFile", p, &res); err != nil {
+							return err
+						}
+					} else if err := d.Call(ctx, "send", map[string]string{"contact": a[0], "body": body}, &res); err != nil {
 						return err
 					}
 					if res.Queued {
@@ -358,7 +367,7 @@ func (c *cli) contactsCmd() *cobra.Command {
 				if fp == "" {
 					fp = "(not yet verified: no signed device list from them yet)"
 				}
-				fmt.Fprintf(c.out, "%-16s %s\n", ct.Name, fp)
+				fmt.Fprintf(c.out, "%-16s %s  sent %d, received %d\n", ct.Name, fp, ct.Messages.Sent, ct.Messages.Received)
 			}
 			return nil
 		},
@@ -392,8 +401,11 @@ func (c *cli) printStatus(cl *deaddrop.Client) error {
 		return err
 	}
 	for _, ct := range contacts {
-		fmt.Fprintf(c.out, "contact %-12s sessions %d, sent %d, acknowledged %d, received %d, unacknowledged %d\n",
-			ct.Name, ct.Sessions, ct.Sent, ct.PeerAcked, ct.Received, ct.Outbox)
+		// Messages the user wrote and read, never the protocol's acks,
+		// hellos and meta (the outbox lines below show those in flight).
+		n := ct.Messages
+		fmt.Fprintf(c.out, "contact %-12s sessions %d, sent %d (delivered %d, read %d), received %d\n",
+			ct.Name, ct.Sessions, n.Sent, n.Delivered, n.Read, n.Received)
 	}
 	invites, err := cl.PendingInvites()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deaddrop/deaddrop"
+	"github.com/deaddrop/deaddrop/daemon"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -47,25 +48,41 @@ func (c *cli) sendFile(ctx context.Context, cl *deaddrop.Client, contact, path, 
 func (c *cli) saveCmd() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
-		Use:   "save <message-id> [--out PATH]",
+		Use: "save <message-id> [--out PATH]",
+		Example: `  deaddrop save bob:12
+  deaddrop save 3f2a…(the message's 32-hex id) --out ~/Downloads`,
 		Short: "Download, verify and save a received file ('history' and 'read' show each file's message ID)",
-		Args:  args(1, "one argument: the message ID, e.g. bob:12"),
+		Args:  args(1, "one argument: the message ID, e.g. bob:12 (or the message's 32-hex id, as --json shows)"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx, cl, done, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer done()
-			_, info, err := cl.Attachment(a[0])
-			if err != nil {
-				return err
-			}
 			dir, rename := out, ""
 			if st, err := os.Stat(out); err != nil || !st.IsDir() {
 				dir, rename = filepath.Dir(out), out // a file name: saved beside it, then renamed
 				if _, err := os.Lstat(out); err == nil {
 					return fmt.Errorf("%s exists: deaddrop never replaces a file (pick another --out, or a directory)", out)
 				}
+			}
+			ctx, cl, done, err := c.session()
+			if err != nil {
+				return c.viaDaemon(err, func(ctx context.Context, d *daemon.Conn) error {
+					abs, err := filepath.Abs(dir)
+					if err != nil {
+						return err
+					}
+					var res daemon.SaveResult
+					if err := d.Call(ctx, "save", map[string]string{"id": a[0], "dir": abs}, &res); err != nil {
+						var de *daemon.Error
+						if errors.As(err, &de) && de.Code == daemon.CodeDamaged {
+							return fmt.Errorf("%w (nothing was saved: the file on the store is not the one the message describes)", err)
+						}
+						return err
+					}
+					return c.saved(res.Path, rename, res.File.Size)
+				})
+			}
+			defer done()
+			_, info, err := cl.Attachment(a[0])
+			if err != nil {
+				return err
 			}
 			bar := c.progressBar("downloading "+terminalSafe(info.Name), info.Size)
 			path, err := cl.SaveAttachment(ctx, a[0], dir, bar.add)
@@ -76,20 +93,26 @@ func (c *cli) saveCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%w (nothing was saved under the file's name; 'deaddrop save' again resumes)", err)
 			}
-			if rename != "" {
-				// A hard link never replaces an existing file.
-				if err := os.Link(path, rename); err != nil {
-					return fmt.Errorf("saved as %s, but not as %s: %w", path, rename, err)
-				}
-				os.Remove(path)
-				path = rename
-			}
-			fmt.Fprintf(c.out, "saved %s (%d bytes, SHA-256 verified)\n", path, info.Size)
-			return nil
+			return c.saved(path, rename, info.Size)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", ".", "directory to save into (the sender's file name, made unique), or a new file's path")
 	return cmd
+}
+
+// saved renames a saved file to the path --out named (if any) and says
+// where it is.
+func (c *cli) saved(path, rename string, size int64) error {
+	if rename != "" {
+		// A hard link never replaces an existing file.
+		if err := os.Link(path, rename); err != nil {
+			return fmt.Errorf("saved as %s, but not as %s: %w", path, rename, err)
+		}
+		os.Remove(path)
+		path = rename
+	}
+	fmt.Fprintf(c.out, "saved %s (%d bytes, SHA-256 verified)\n", path, size)
+	return nil
 }
 
 // formatAttachment describes a message's file for read, history and chat.

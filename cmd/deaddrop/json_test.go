@@ -149,3 +149,27 @@ func TestReadReceiptsCLI(t *testing.T) {
 		t.Fatalf("history after bob read with receipts off: %q", out)
 	}
 }
+
+// The counts shown to users (status, contacts, contacts --json) are of the
+// messages they wrote, never of the protocol's acks, hellos and meta.
+func TestContactsCountUserMessages(t *testing.T) {
+	us := newUsers(t, "", "alice", "bob")
+	alice, bob := us[0], us[1]
+	connect(t, alice, bob, "alice", "bob")
+	for _, body := range []string{"one", "two", "three"} {
+		alice.ok("send", "bob", body)
+	}
+	bob.ok("read")
+	bob.ok("send", "alice", "back")
+	alice.ok("read") // takes bob's acks and his message
+	bob.ok("read")   // takes alice's ack
+
+	expect(t, alice.ok("status"), "contact bob", "sent 3 (delivered 3, read 0), received 1\n")
+	expect(t, bob.ok("status"), "contact alice", "sent 1 (delivered 1, read 0), received 3\n")
+	expect(t, alice.ok("contacts"), "sent 3, received 1\n")
+	var contacts struct{ Contacts []daemon.Contact }
+	decode(t, alice.ok("contacts", "--json"), &contacts)
+	if c := contacts.Contacts[0]; c.Sent != 3 || c.Delivered != 3 || c.Read != 0 || c.Received != 1 || c.Unacknowledged != 0 {
+		t.Fatalf("contacts --json counts: %+v", c)
+	}
+}
