@@ -19,8 +19,10 @@ import (
 // deaddrop's go.mod. ABI arguments are encoded by hand (address, uint256,
 // bytes32, string are all that the deployment needs).
 type chain struct {
-	url  string
-	from string // the developer account
+	url   string
+	from  string // the developer account
+	nonce uint64 // the next nonce of from, once known
+	known bool
 }
 
 func (c *chain) call(ctx context.Context, method string, params []any, out any) error {
@@ -66,6 +68,9 @@ func (c *chain) blockNumber(ctx context.Context) (uint64, error) {
 }
 
 // send submits a transaction from the developer account; to == "" deploys.
+// It numbers the transactions itself: geth's own choice of nonce can repeat
+// one still pending while a block is being sealed ("replacement transaction
+// underpriced"), seen on a loaded machine.
 func (c *chain) send(ctx context.Context, to string, data []byte, wei *big.Int) (string, error) {
 	tx := map[string]string{"from": c.from, "data": "0x" + hex.EncodeToString(data)}
 	if to != "" {
@@ -74,9 +79,25 @@ func (c *chain) send(ctx context.Context, to string, data []byte, wei *big.Int) 
 	if wei != nil {
 		tx["value"] = "0x" + wei.Text(16)
 	}
+	if !c.known {
+		var n string
+		if err := c.call(ctx, "eth_getTransactionCount", []any{c.from, "pending"}, &n); err != nil {
+			return "", err
+		}
+		v, ok := new(big.Int).SetString(strings.TrimPrefix(n, "0x"), 16)
+		if !ok {
+			return "", fmt.Errorf("eth_getTransactionCount: %q", n)
+		}
+		c.nonce, c.known = v.Uint64(), true
+	}
+	tx["nonce"] = fmt.Sprintf("0x%x", c.nonce)
 	var hash string
-	err := c.call(ctx, "eth_sendTransaction", []any{tx}, &hash)
-	return hash, err
+	if err := c.call(ctx, "eth_sendTransaction", []any{tx}, &hash); err != nil {
+		c.known = false // ask again next time
+		return "", err
+	}
+	c.nonce++
+	return hash, nil
 }
 
 type receipt struct {
