@@ -39,7 +39,9 @@ func main() {
 			}
 		}
 	}()
+	stopProfile := heapProfile()
 	err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).Execute()
+	stopProfile()
 	if err == nil {
 		return
 	}
