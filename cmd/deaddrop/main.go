@@ -39,6 +39,7 @@ func main() {
 			}
 		}
 	}()
+	limitMemory()
 	stopProfile := heapProfile()
 	err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).Execute()
 	stopProfile()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"time"
@@ -52,5 +53,18 @@ func heapProfile() (stop func()) {
 		if written == 0 {
 			write()
 		}
+	}
+}
+
+// softMemoryLimit is the Go heap size past which the collector runs as
+// often as it must (unless GOMEMLIMIT says otherwise): by default it lets
+// the heap grow to twice what is live, and a catch-up, restore or
+// compaction that holds ~20 MiB live then peaks at ~50 MiB of RSS. It is a
+// soft limit: a command that needs more gets more.
+const softMemoryLimit = 40 << 20
+
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(softMemoryLimit)
 	}
 }
