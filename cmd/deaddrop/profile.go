@@ -14,9 +14,10 @@ import (
 // left at exit shows what the heap held at its peak. stop writes one last
 // time if the heap never grew.
 func heapProfile() (stop func()) {
+	stopCPU := cpuProfile()
 	path := os.Getenv("DEADDROP_HEAPPROFILE")
 	if path == "" {
-		return func() {}
+		return stopCPU
 	}
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	var written uint64
@@ -48,12 +49,31 @@ func heapProfile() (stop func()) {
 		}
 	}()
 	return func() {
+		stopCPU()
 		close(done)
 		<-finished
 		if written == 0 {
 			write()
 		}
 	}
+}
+
+// cpuProfile, with DEADDROP_CPUPROFILE=<file> (benchmarks only), profiles
+// the command's CPU into the file.
+func cpuProfile() (stop func()) {
+	path := os.Getenv("DEADDROP_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() {}
+	}
+	if pprof.StartCPUProfile(f) != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // softMemoryLimit is the Go heap size past which the collector runs as
