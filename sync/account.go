@@ -417,7 +417,7 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, stateFile)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 300 * time.Millisecond, NoSync: noSync})
+	db, err := openBolt(path, &bolt.Options{Timeout: 300 * time.Millisecond, NoSync: noSync})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w (%s)", ErrHomeLocked, dir)
 	}

@@ -3,6 +3,7 @@ package sync
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -40,7 +41,15 @@ func (a *Account) History(contact string, q Query) ([]Message, error) {
 		}
 		p := contactPrefix(contact)
 		c := index.Cursor()
-		for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
+		k, _ := c.Seek(p)
+		next := c.Next
+		if q.Limit > 0 {
+			// The last Limit: read from the end of the conversation
+			// backwards and stop there, so a page costs the same in
+			// time and memory however long the history.
+			k, next = historyLast(c, contact), c.Prev
+		}
+		for ; k != nil && hasPrefix(k, p); k, _ = next() {
 			m := new(messageRecord)
 			if err := decodeRecord("message", messages.Get(k), m); err != nil {
 				if damaged++; firstErr == nil {
@@ -50,13 +59,16 @@ func (a *Account) History(contact string, q Query) ([]Message, error) {
 			}
 			if q.matches(m) {
 				out = append(out, m.public(contact))
+				if q.Limit > 0 && len(out) == q.Limit {
+					break
+				}
 			}
+		}
+		if q.Limit > 0 {
+			slices.Reverse(out)
 		}
 		return nil
 	})
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[len(out)-q.Limit:]
-	}
 	if err == nil && damaged > 0 {
 		err = fmt.Errorf("%d damaged message records of %s skipped (the first: %w)", damaged, contact, firstErr)
 	}
@@ -116,4 +128,16 @@ func (a *Account) MarkSeen(msgs []Message) error {
 		}
 		return a.packStaged(tx) // written to the store by the next Poll, Send or Republish
 	})
+}
+
+// historyLast puts c on the last key of contact's prefix (nil if none).
+func historyLast(c *bolt.Cursor, contact string) []byte {
+	end := append([]byte(contact), 1) // the first key past contact\0…
+	k, _ := c.Seek(end)
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	return k
 }

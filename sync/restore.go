@@ -162,33 +162,6 @@ func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Opt
 	return a, stats, nil
 }
 
-// fill reads the history logs of devices into a new account.
-func fill(ctx context.Context, a *Account, devices []string) (*RestoreStats, error) {
-	stats := &RestoreStats{logBlocks: map[string]int{}}
-	var entries []*logEntry
-	for _, id := range devices {
-		n, err := a.readLog(ctx, a.fetchAll, id, func(_ *bolt.Tx, e []*logEntry) error {
-			entries = append(entries, e...)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		stats.Devices++
-		stats.Blocks += n
-		stats.logBlocks[id] = n
-	}
-	err := a.db.Update(func(tx *bolt.Tx) error {
-		if err := applySorted(tx, entries); err != nil {
-			return err
-		}
-		stats.Contacts = countKeys(tx.Bucket(bucketContacts))
-		stats.Messages = countKeys(tx.Bucket(bucketMessages))
-		return nil
-	})
-	return stats, err
-}
-
 func countKeys(b *bolt.Bucket) int {
 	n := 0
 	c := b.Cursor()

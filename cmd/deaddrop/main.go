@@ -39,7 +39,10 @@ func main() {
 			}
 		}
 	}()
+	limitMemory()
+	stopProfile := heapProfile()
 	err := newRootCmd(os.Stdin, os.Stdout, os.Stderr).Execute()
+	stopProfile()
 	if err == nil {
 		return
 	}

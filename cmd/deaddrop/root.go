@@ -58,7 +58,7 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 	pf.BoolVar(&c.unpinned, "insecure-unpinned-topology", false, "accept a mix topology signed by whatever key it names (tests only: whoever can write the file picks your route)")
 	root.AddCommand(c.initCmd(), c.inviteCmd(), c.acceptCmd(), c.sendCmd(), c.saveCmd(), c.readCmd(),
 		c.chatCmd(), c.contactsCmd(), c.statusCmd(), c.historyCmd(), c.republishCmd(), c.restoreCmd(), c.deviceCmd(), c.mixCmd(),
-		c.keepCmd(), c.keeperCmd(), c.postageCmd(), c.daemonCmd(), c.readReceiptsCmd())
+		c.keepCmd(), c.keeperCmd(), c.postageCmd(), c.daemonCmd(), c.readReceiptsCmd(), c.compactCmd())
 	requireSubcommand(root)
 	return root
 }
