@@ -477,7 +477,7 @@ type Contact struct {
 	// never the fingerprint of a session's identity, which since protocol
 	// version 4 is no account's.
 	Fingerprint string
-	Sessions    int    // verified sessions: one per device of theirs we talk to (an unverified device session carries nothing yet)
+	Sessions    int // verified sessions: one per device of theirs we talk to (an unverified device session carries nothing yet)
 	// Sent, PeerAcked and Received count protocol messages over all
 	// sessions (data, acks, hellos, meta): what the sessions' sequence
 	// numbers say, for diagnostics. Show users Messages.
