@@ -59,6 +59,10 @@ func newUsers(t *testing.T, store string, names ...string) []*user {
 func (u *user) cmd(args ...string) *exec.Cmd {
 	c := exec.Command(binary, append([]string{"--home", u.home}, args...)...)
 	c.Env = append(os.Environ(), "DEADDROP_HOME=")
+	// Beside the home, not in the package directory: a command that writes
+	// into its working directory (save without --out) must not leave files
+	// in the source tree.
+	c.Dir = filepath.Dir(u.home)
 	return c
 }
 
