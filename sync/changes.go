@@ -28,6 +28,9 @@ func init() { allBuckets = append(allBuckets, bucketChanges, bucketChangeOf) }
 // number, dropping its previous entry.
 func recordChange(tx *bolt.Tx, key []byte) error {
 	changes, of := tx.Bucket(bucketChanges), tx.Bucket(bucketChangeOf)
+	// Change numbers only grow, and each contact's message keys too: fill
+	// pages instead of splitting them half full.
+	changes.FillPercent, of.FillPercent = 1, 0.9
 	if old := of.Get(key); old != nil {
 		if err := changes.Delete(old); err != nil {
 			return err

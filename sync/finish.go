@@ -16,9 +16,13 @@ import (
 // here, in the background, batched over every send that finished meanwhile:
 //
 //   - recording each put's outcome (so that Republish waits before putting a
-//     stored message again, and the message's state reads Stored), and
-//     sealing the staged history entries into blocks, in one commit for the
-//     whole batch;
+//     stored message again, and the message's state reads Stored), in one
+//     commit for the whole batch;
+//   - once sends pause for packDelay (or packEvery has passed), sealing the
+//     staged history entries into blocks: packing writes and syncs the block
+//     file before its commit, and a send that waited behind that commit for
+//     the write lock paid two more disk flushes (1.9-2.0x a raw put, not
+//     1.5x), so a burst of sends packs once, after the burst;
 //   - uploading those blocks, in one wave, and recording which ones the
 //     store accepted.
 //
@@ -35,7 +39,9 @@ type finisher struct {
 	queued   uint64 // outcomes handed over so far
 	recorded uint64 // of those, how many are committed (or given up)
 	closed   bool
-	blocks   bool // a send's history block waits for the uploader
+	blocks   bool   // a send's history entry waits to be packed
+	packNow  bool   // a caller waits for the staged entries to be packed
+	packed   uint64 // outcomes handed over before the last pack (or with nothing to pack)
 
 	wake    chan struct{} // the recorder has outcomes to record
 	upload  chan struct{} // the uploader has blocks to put
@@ -91,6 +97,30 @@ func poke(ch chan struct{}) {
 	}
 }
 
+// packDelay is how long sends must pause before the finisher packs their
+// history entries; packEvery bounds how long a steady stream of sends can
+// put packing off.
+const (
+	packDelay = 25 * time.Millisecond
+	packEvery = time.Second
+)
+
+// settlePacked waits until every outcome handed over before the call is
+// recorded and the history entries of those sends are packed into blocks.
+func (a *Account) settlePacked() {
+	f := a.fin
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := f.queued
+	if f.packed < want {
+		f.packNow = true
+		poke(f.wake)
+	}
+	for f.recorded < want || f.packed < want {
+		f.cond.Wait()
+	}
+}
+
 // settle waits until every outcome handed over before the call is recorded.
 func (a *Account) settle() {
 	f := a.fin
@@ -103,24 +133,47 @@ func (a *Account) settle() {
 
 func (a *Account) recordLoop() {
 	f := a.fin
+	var owedSince time.Time // when history entries started waiting to be packed
 	for {
 		f.mu.Lock()
-		batch, upto, closed, blocks := f.pending, f.queued, f.closed, f.blocks
-		f.pending, f.blocks = nil, false
+		batch, upto, closed, blocks, now := f.pending, f.queued, f.closed, f.blocks, f.packNow
+		f.pending, f.blocks, f.packNow = nil, false, false
 		f.mu.Unlock()
-		a.recordOutcomes(batch, blocks)
+		a.recordOutcomes(batch, false)
+		if blocks && owedSince.IsZero() {
+			owedSince = time.Now()
+		}
+		owed := !owedSince.IsZero()
+		pack := owed && (closed || now || time.Since(owedSince) >= packEvery)
+		if pack {
+			a.recordOutcomes(nil, true)
+			owedSince, owed = time.Time{}, false
+		}
 		f.mu.Lock()
 		f.recorded = upto
+		if !owed {
+			f.packed = upto
+		}
 		f.cond.Broadcast()
 		f.mu.Unlock()
-		if blocks {
+		if pack {
 			poke(f.upload)
 		}
 		if closed {
 			close(f.upload)
 			return
 		}
-		<-f.wake
+		if !owed {
+			<-f.wake
+			continue
+		}
+		select {
+		case <-f.wake:
+		case <-time.After(packDelay): // sends paused: pack now
+			f.mu.Lock()
+			f.packNow = true
+			f.mu.Unlock()
+		}
 	}
 }
 

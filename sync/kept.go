@@ -21,7 +21,7 @@ import (
 // of its own history log. keep runs inside a read transaction: it must not
 // do network I/O.
 func (a *Account) Kept(keep func(slot feed.Slot, chunk []byte) error) error {
-	a.settle() // the history block of a message Send just returned is kept too
+	a.settlePacked() // the history block of a message Send just returned is kept too
 	return a.db.View(func(tx *bolt.Tx) error {
 		return errors.Join(
 			outboxChunks(tx, keep),

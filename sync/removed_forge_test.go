@@ -170,6 +170,7 @@ func TestRemovedDeviceForgesHistory(t *testing.T) {
 	// under epoch 0, whose slot the laptop took. Once it learns epoch 1 it
 	// repacks the block there, and its siblings read it.
 	sendTo(phone, "bob", "p0")
+	phone.settlePacked() // packed now, under epoch 0, as a send's pause would
 	poll(phone, alice, bob)
 	// The remaining devices log on (in epoch 1) and read each other.
 	sendTo(alice, "bob", "a2")
