@@ -130,335 +130,391 @@ func timeParam(name, s string, now time.Time) (time.Time, error) {
 
 // call runs one method.
 func (c *conn) call(ctx context.Context, wg *gosync.WaitGroup, method string, raw json.RawMessage) (any, error) {
-	cl := c.s.cl
-	switch method {
-	case "health":
-		if err := params(raw, &struct{}{}); err != nil {
-			return nil, err
-		}
-		return Health{OK: true, Account: cl.Name(), Fingerprint: cl.Fingerprint(), Device: cl.DeviceID(), Store: cl.Store(), Version: c.s.opts.Version}, nil
-
-	case "send":
-		var p struct {
-			Contact  string `json:"contact"`
-			Body     string `json:"body"`
-			ClientID string `json:"clientId"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if err := need("contact", p.Contact); err != nil {
-			return nil, err
-		}
-		m, err := cl.SendWith(ctx, p.Contact, p.Body, deaddrop.SendOptions{ClientID: p.ClientID})
-		if errors.Is(err, deaddrop.ErrNotStored) {
-			return SendResult{Message: FromMessage(m), Queued: true, Warning: err.Error()}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		res := SendResult{Message: FromMessage(m)}
-		if _, err := cl.Keep(ctx, true); err != nil {
-			res.Warning = "keepers not updated (retried on every read): " + err.Error()
-		}
-		return res, nil
-
-	case "sendFile":
-		var p struct {
-			Contact   string `json:"contact"`
-			Path      string `json:"path"`
-			Name      string `json:"name"`
-			MediaType string `json:"mediaType"`
-			Text      string `json:"text"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if err := need("contact", p.Contact); err != nil {
-			return nil, err
-		}
-		if err := need("path", p.Path); err != nil {
-			return nil, err
-		}
-		return sendFile(ctx, cl, p.Contact, p.Path, p.Name, p.MediaType, p.Text)
-
-	case "save":
-		var p struct {
-			ID  string `json:"id"`
-			Dir string `json:"dir"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if err := need("id", p.ID); err != nil {
-			return nil, err
-		}
-		if err := need("dir", p.Dir); err != nil {
-			return nil, err
-		}
-		if !filepath.IsAbs(p.Dir) {
-			return nil, invalidParams("dir must be an absolute path on the daemon's machine")
-		}
-		_, info, err := cl.Attachment(p.ID)
-		if err != nil {
-			return nil, err
-		}
-		path, err := cl.SaveAttachment(ctx, p.ID, p.Dir, nil)
-		if err != nil {
-			return nil, err
-		}
-		return SaveResult{Path: path, File: *fromAttachment(info)}, nil
-
-	case "read":
-		var p struct {
-			Contact string `json:"contact"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		var only []string
-		if p.Contact != "" {
-			only = []string{p.Contact}
-		}
-		res, rerr := cl.Receive(ctx, nil)
-		out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
-		if res != nil {
-			out.Joined = append(out.Joined, res.Joined...)
-			out.Delivered = FromMessages(res.Read)
-			for _, pr := range res.Problems {
-				out.Problems = append(out.Problems, pr.Error())
-			}
-		}
-		if rerr != nil {
-			out.StoreError = rerr.Error()
-		}
-		msgs, err := cl.Unseen(only...)
-		if err != nil {
-			return nil, err
-		}
-		if err := cl.MarkSeen(msgs); err != nil {
-			return nil, err
-		}
-		out.Messages = FromMessages(msgs)
-		return out, nil
-
-	case "receive":
-		// One poll and republish, marking nothing seen: for clients that
-		// follow changes (read marks what it returns as seen).
-		if err := params(raw, &struct{}{}); err != nil {
-			return nil, err
-		}
-		res, rerr := cl.Receive(ctx, nil)
-		out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
-		if res != nil {
-			out.Joined = append(out.Joined, res.Joined...)
-			out.Messages = FromMessages(res.New)
-			out.Delivered = FromMessages(res.Read)
-			for _, pr := range res.Problems {
-				out.Problems = append(out.Problems, pr.Error())
-			}
-		}
-		if rerr != nil {
-			out.StoreError = rerr.Error()
-		}
-		return out, nil
-
-	case "history":
-		var p struct {
-			Contact string `json:"contact"`
-			Since   string `json:"since"`
-			Until   string `json:"until"`
-			Limit   int    `json:"limit"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if err := need("contact", p.Contact); err != nil {
-			return nil, err
-		}
-		if p.Limit < 0 {
-			return nil, invalidParams("limit is negative")
-		}
-		now := time.Now()
-		q := deaddrop.Query{Limit: p.Limit}
-		var err error
-		if q.Since, err = timeParam("since", p.Since, now); err != nil {
-			return nil, err
-		}
-		if q.Until, err = timeParam("until", p.Until, now); err != nil {
-			return nil, err
-		}
-		msgs, err := cl.History(p.Contact, q)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"messages": FromMessages(msgs)}, nil
-
-	case "contacts":
-		if err := params(raw, &struct{}{}); err != nil {
-			return nil, err
-		}
-		cs, err := cl.Contacts()
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"contacts": FromContacts(cs)}, nil
-
-	case "invite":
-		var p struct {
-			Name string `json:"name"`
-			TTL  string `json:"ttl"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if err := need("name", p.Name); err != nil {
-			return nil, err
-		}
-		var ttl time.Duration
-		if p.TTL != "" {
-			d, err := duration.Parse(p.TTL)
-			if err != nil || d == 0 {
-				return nil, invalidParams("ttl: want a positive duration such as 1d or 36h")
-			}
-			ttl = d
-		}
-		text, err := cl.InviteFor(p.Name, ttl)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"invite": text, "name": p.Name}, nil
-
-	case "invites":
-		if err := params(raw, &struct{}{}); err != nil {
-			return nil, err
-		}
-		is, err := cl.PendingInvites()
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"invites": FromInvites(is)}, nil
-
-	case "cancelInvite":
-		var p struct {
-			Name string `json:"name"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if err := need("name", p.Name); err != nil {
-			return nil, err
-		}
-		return nil, cl.CancelInvite(p.Name)
-
-	case "accept":
-		var p struct {
-			Invite string `json:"invite"`
-			Name   string `json:"name"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if err := need("invite", p.Invite); err != nil {
-			return nil, err
-		}
-		name, err := cl.Accept(ctx, strings.TrimSpace(p.Invite), p.Name)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"contact": name}, nil
-
-	case "devices":
-		if err := params(raw, &struct{}{}); err != nil {
-			return nil, err
-		}
-		ds, v, err := cl.Devices()
-		if err != nil {
-			return nil, err
-		}
-		return FromDevices(ds, v), nil
-
-	case "changes":
-		var p struct {
-			After  uint64 `json:"after"`
-			Limit  int    `json:"limit"`
-			Latest bool   `json:"latest"` // only the current cursor
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if p.Limit < 0 {
-			return nil, invalidParams("limit is negative")
-		}
-		if p.Latest {
-			n, err := cl.LastChange()
-			if err != nil {
-				return nil, err
-			}
-			return ChangesResult{Changes: []Change{}, Cursor: n}, nil
-		}
-		chs, next, err := cl.Changes(p.After, p.Limit)
-		if err != nil {
-			return nil, err
-		}
-		out := ChangesResult{Changes: make([]Change, 0, len(chs)), Cursor: next}
-		for _, ch := range chs {
-			out.Changes = append(out.Changes, Change{Cursor: ch.Cursor, Message: FromMessage(ch.Message)})
-		}
-		return out, nil
-
-	case "settings":
-		var p struct {
-			ReadReceipts *bool `json:"readReceipts"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if p.ReadReceipts != nil {
-			if err := cl.SetReadReceipts(*p.ReadReceipts); err != nil {
-				return nil, err
-			}
-		}
-		on, err := cl.ReadReceipts()
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"readReceipts": on}, nil
-
-	case "subscribe":
-		if c.http {
-			return nil, &Error{Code: CodeMethodNotFound, Message: "subscribe is not a method over HTTP: GET /events streams the events (server-sent events)", Data: &ErrorData{Reason: "methodNotFound"}}
-		}
-		var p struct {
-			Contacts []string `json:"contacts"`
-			Every    string   `json:"every"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		opts := deaddrop.WatchOptions{Contacts: p.Contacts}
-		if p.Every != "" {
-			d, err := duration.Parse(p.Every)
-			if err != nil || d < minEvery {
-				return nil, invalidParams("every: want a duration of at least %v", minEvery)
-			}
-			opts.Every = d
-		}
-		return map[string]any{"subscription": c.subscribe(wg, opts)}, nil
-
-	case "unsubscribe":
-		var p struct {
-			Subscription int64 `json:"subscription"`
-		}
-		if err := params(raw, &p); err != nil {
-			return nil, err
-		}
-		if !c.unsubscribe(p.Subscription) {
-			return nil, invalidParams("no subscription %d on this connection", p.Subscription)
-		}
-		return nil, nil
+	run, ok := methods[method]
+	if !ok {
+		return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + method, Data: &ErrorData{Reason: "methodNotFound"}}
 	}
-	return nil, &Error{Code: CodeMethodNotFound, Message: "method not found: " + method, Data: &ErrorData{Reason: "methodNotFound"}}
+	return run(c, ctx, wg, raw)
+}
+
+// methods are the daemon's JSON-RPC methods, by name: each decodes its
+// params and runs over the connection's client.
+var methods = map[string]func(c *conn, ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error){
+	"health":       (*conn).rpcHealth,
+	"send":         (*conn).rpcSend,
+	"sendFile":     (*conn).rpcSendFile,
+	"save":         (*conn).rpcSave,
+	"read":         (*conn).rpcRead,
+	"receive":      (*conn).rpcReceive,
+	"history":      (*conn).rpcHistory,
+	"contacts":     (*conn).rpcContacts,
+	"invite":       (*conn).rpcInvite,
+	"invites":      (*conn).rpcInvites,
+	"cancelInvite": (*conn).rpcCancelInvite,
+	"accept":       (*conn).rpcAccept,
+	"devices":      (*conn).rpcDevices,
+	"changes":      (*conn).rpcChanges,
+	"settings":     (*conn).rpcSettings,
+	"subscribe":    (*conn).rpcSubscribe,
+	"unsubscribe":  (*conn).rpcUnsubscribe,
+}
+
+func (c *conn) rpcHealth(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	if err := params(raw, &struct{}{}); err != nil {
+		return nil, err
+	}
+	return Health{OK: true, Account: cl.Name(), Fingerprint: cl.Fingerprint(), Device: cl.DeviceID(), Store: cl.Store(), Version: c.s.opts.Version}, nil
+}
+
+func (c *conn) rpcSend(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		Contact  string `json:"contact"`
+		Body     string `json:"body"`
+		ClientID string `json:"clientId"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := need("contact", p.Contact); err != nil {
+		return nil, err
+	}
+	m, err := cl.SendWith(ctx, p.Contact, p.Body, deaddrop.SendOptions{ClientID: p.ClientID})
+	if errors.Is(err, deaddrop.ErrNotStored) {
+		return SendResult{Message: FromMessage(m), Queued: true, Warning: err.Error()}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := SendResult{Message: FromMessage(m)}
+	if _, err := cl.Keep(ctx, true); err != nil {
+		res.Warning = "keepers not updated (retried on every read): " + err.Error()
+	}
+	return res, nil
+}
+
+func (c *conn) rpcSendFile(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		Contact   string `json:"contact"`
+		Path      string `json:"path"`
+		Name      string `json:"name"`
+		MediaType string `json:"mediaType"`
+		Text      string `json:"text"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := need("contact", p.Contact); err != nil {
+		return nil, err
+	}
+	if err := need("path", p.Path); err != nil {
+		return nil, err
+	}
+	return sendFile(ctx, cl, p.Contact, p.Path, p.Name, p.MediaType, p.Text)
+}
+
+func (c *conn) rpcSave(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		ID  string `json:"id"`
+		Dir string `json:"dir"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := need("id", p.ID); err != nil {
+		return nil, err
+	}
+	if err := need("dir", p.Dir); err != nil {
+		return nil, err
+	}
+	if !filepath.IsAbs(p.Dir) {
+		return nil, invalidParams("dir must be an absolute path on the daemon's machine")
+	}
+	_, info, err := cl.Attachment(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	path, err := cl.SaveAttachment(ctx, p.ID, p.Dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	return SaveResult{Path: path, File: *fromAttachment(info)}, nil
+}
+
+func (c *conn) rpcRead(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		Contact string `json:"contact"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	var only []string
+	if p.Contact != "" {
+		only = []string{p.Contact}
+	}
+	res, rerr := cl.Receive(ctx, nil)
+	out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
+	if res != nil {
+		out.Joined = append(out.Joined, res.Joined...)
+		out.Delivered = FromMessages(res.Read)
+		for _, pr := range res.Problems {
+			out.Problems = append(out.Problems, pr.Error())
+		}
+	}
+	if rerr != nil {
+		out.StoreError = rerr.Error()
+	}
+	msgs, err := cl.Unseen(only...)
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.MarkSeen(msgs); err != nil {
+		return nil, err
+	}
+	out.Messages = FromMessages(msgs)
+	return out, nil
+}
+
+func (c *conn) rpcReceive(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	// One poll and republish, marking nothing seen: for clients that
+	// follow changes (read marks what it returns as seen).
+	if err := params(raw, &struct{}{}); err != nil {
+		return nil, err
+	}
+	res, rerr := cl.Receive(ctx, nil)
+	out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
+	if res != nil {
+		out.Joined = append(out.Joined, res.Joined...)
+		out.Messages = FromMessages(res.New)
+		out.Delivered = FromMessages(res.Read)
+		for _, pr := range res.Problems {
+			out.Problems = append(out.Problems, pr.Error())
+		}
+	}
+	if rerr != nil {
+		out.StoreError = rerr.Error()
+	}
+	return out, nil
+}
+
+func (c *conn) rpcHistory(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		Contact string `json:"contact"`
+		Since   string `json:"since"`
+		Until   string `json:"until"`
+		Limit   int    `json:"limit"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := need("contact", p.Contact); err != nil {
+		return nil, err
+	}
+	if p.Limit < 0 {
+		return nil, invalidParams("limit is negative")
+	}
+	now := time.Now()
+	q := deaddrop.Query{Limit: p.Limit}
+	var err error
+	if q.Since, err = timeParam("since", p.Since, now); err != nil {
+		return nil, err
+	}
+	if q.Until, err = timeParam("until", p.Until, now); err != nil {
+		return nil, err
+	}
+	msgs, err := cl.History(p.Contact, q)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"messages": FromMessages(msgs)}, nil
+}
+
+func (c *conn) rpcContacts(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	if err := params(raw, &struct{}{}); err != nil {
+		return nil, err
+	}
+	cs, err := cl.Contacts()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"contacts": FromContacts(cs)}, nil
+}
+
+func (c *conn) rpcInvite(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		Name string `json:"name"`
+		TTL  string `json:"ttl"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := need("name", p.Name); err != nil {
+		return nil, err
+	}
+	var ttl time.Duration
+	if p.TTL != "" {
+		d, err := duration.Parse(p.TTL)
+		if err != nil || d == 0 {
+			return nil, invalidParams("ttl: want a positive duration such as 1d or 36h")
+		}
+		ttl = d
+	}
+	text, err := cl.InviteFor(p.Name, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"invite": text, "name": p.Name}, nil
+}
+
+func (c *conn) rpcInvites(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	if err := params(raw, &struct{}{}); err != nil {
+		return nil, err
+	}
+	is, err := cl.PendingInvites()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"invites": FromInvites(is)}, nil
+}
+
+func (c *conn) rpcCancelInvite(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		Name string `json:"name"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := need("name", p.Name); err != nil {
+		return nil, err
+	}
+	return nil, cl.CancelInvite(p.Name)
+}
+
+func (c *conn) rpcAccept(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		Invite string `json:"invite"`
+		Name   string `json:"name"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := need("invite", p.Invite); err != nil {
+		return nil, err
+	}
+	name, err := cl.Accept(ctx, strings.TrimSpace(p.Invite), p.Name)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"contact": name}, nil
+}
+
+func (c *conn) rpcDevices(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	if err := params(raw, &struct{}{}); err != nil {
+		return nil, err
+	}
+	ds, v, err := cl.Devices()
+	if err != nil {
+		return nil, err
+	}
+	return FromDevices(ds, v), nil
+}
+
+func (c *conn) rpcChanges(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		After  uint64 `json:"after"`
+		Limit  int    `json:"limit"`
+		Latest bool   `json:"latest"` // only the current cursor
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if p.Limit < 0 {
+		return nil, invalidParams("limit is negative")
+	}
+	if p.Latest {
+		n, err := cl.LastChange()
+		if err != nil {
+			return nil, err
+		}
+		return ChangesResult{Changes: []Change{}, Cursor: n}, nil
+	}
+	chs, next, err := cl.Changes(p.After, p.Limit)
+	if err != nil {
+		return nil, err
+	}
+	out := ChangesResult{Changes: make([]Change, 0, len(chs)), Cursor: next}
+	for _, ch := range chs {
+		out.Changes = append(out.Changes, Change{Cursor: ch.Cursor, Message: FromMessage(ch.Message)})
+	}
+	return out, nil
+}
+
+func (c *conn) rpcSettings(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	cl := c.s.cl
+	var p struct {
+		ReadReceipts *bool `json:"readReceipts"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if p.ReadReceipts != nil {
+		if err := cl.SetReadReceipts(*p.ReadReceipts); err != nil {
+			return nil, err
+		}
+	}
+	on, err := cl.ReadReceipts()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"readReceipts": on}, nil
+}
+
+func (c *conn) rpcSubscribe(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	if c.http {
+		return nil, &Error{Code: CodeMethodNotFound, Message: "subscribe is not a method over HTTP: GET /events streams the events (server-sent events)", Data: &ErrorData{Reason: "methodNotFound"}}
+	}
+	var p struct {
+		Contacts []string `json:"contacts"`
+		Every    string   `json:"every"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	opts := deaddrop.WatchOptions{Contacts: p.Contacts}
+	if p.Every != "" {
+		d, err := duration.Parse(p.Every)
+		if err != nil || d < minEvery {
+			return nil, invalidParams("every: want a duration of at least %v", minEvery)
+		}
+		opts.Every = d
+	}
+	return map[string]any{"subscription": c.subscribe(wg, opts)}, nil
+}
+
+func (c *conn) rpcUnsubscribe(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMessage) (any, error) {
+	var p struct {
+		Subscription int64 `json:"subscription"`
+	}
+	if err := params(raw, &p); err != nil {
+		return nil, err
+	}
+	if !c.unsubscribe(p.Subscription) {
+		return nil, invalidParams("no subscription %d on this connection", p.Subscription)
+	}
+	return nil, nil
 }
 
 // sendFile sends the file at path (on the daemon's machine) as the CLI's
