@@ -17,9 +17,8 @@ type MessageCounts struct {
 	Received  int // incoming messages
 }
 
-// countMessages counts a contact's messages from the history. It reads
-// only each record's header (direction and state), never the body; a
-// record that does not decode is skipped (History reports it).
+// countMessages counts a contact's messages from the history; a record that
+// does not decode is skipped (History reports it).
 func countMessages(tx *bolt.Tx, contact string) MessageCounts {
 	var n MessageCounts
 	prefix := contactPrefix(contact)
@@ -45,22 +44,10 @@ func countMessages(tx *bolt.Tx, contact string) MessageCounts {
 	return n
 }
 
-// messageHeader returns a message record's direction and state, decoding
-// the binary form's header only (a JSON record from before it in full).
+// messageHeader returns a message record's direction and state. It decodes
+// the record as every reader does (decodeRecord: checksum, either form,
+// validation), so the counts never read a record History would refuse.
 func messageHeader(v []byte) (Direction, MessageState, bool) {
-	if len(v) > 0 && (v[0] == messageRecordV1 || v[0] == messageRecordV2) {
-		r := &recordReader{b: v[1:]}
-		r.uvarint()          // local
-		r.bytes(r.uvarint()) // origin
-		dir := Direction(r.byte())
-		r.uvarint() // seq
-		r.varint()  // sent
-		r.uvarint()
-		r.varint() // received
-		r.uvarint()
-		state := MessageState(r.byte())
-		return dir, state, r.err == nil
-	}
 	m := new(messageRecord)
 	if decodeRecord("message", v, m) != nil {
 		return 0, 0, false
