@@ -135,6 +135,16 @@ func (a *Account) putOwnBlock(tx *bolt.Tx, index uint64, chunk []byte, epoch uin
 	return blocks.Put(u64(index), binary.BigEndian.AppendUint64(h[:], epoch))
 }
 
+// sealedUnder returns the key of the epoch own block index (record r) was
+// sealed under: its slot and its seal derive from it.
+func (k epochKeys) sealedUnder(index uint64, r *blockRecord) ([32]byte, error) {
+	key, ok := k[r.Epoch]
+	if !ok {
+		return key, fmt.Errorf("history block %d: this device lacks the key of epoch %d", index, r.Epoch)
+	}
+	return key, nil
+}
+
 func (a *Account) syncOwnBlocks() error { return a.blocks.sync(a.db.NoSync) }
 
 // ownBlock returns block index of this device's log from its record v: a

@@ -73,9 +73,9 @@ func (a *Account) logChunks(tx *bolt.Tx, keep func(feed.Slot, []byte) error) err
 		if err != nil {
 			return err
 		}
-		key, ok := keys[r.Epoch]
-		if !ok {
-			return fmt.Errorf("history block %d: this device lacks the key of epoch %d", index, r.Epoch)
+		key, err := keys.sealedUnder(index, r)
+		if err != nil {
+			return err
 		}
 		return keep(logSlot(key[:], a.device, index), r.Chunk)
 	})

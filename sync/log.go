@@ -413,12 +413,12 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, recs []*block
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			key, ok := keys[recs[i].Epoch]
-			if !ok {
-				errs[i] = fmt.Errorf("history block %d: this device lacks the key of epoch %d", idx, recs[i].Epoch)
+			key, err := keys.sealedUnder(idx, recs[i])
+			if err != nil {
+				errs[i] = err
 				return
 			}
-			err := a.tr.Put(ctx, logSlot(key[:], a.device, idx), recs[i].Chunk)
+			err = a.tr.Put(ctx, logSlot(key[:], a.device, idx), recs[i].Chunk)
 			switch {
 			case errors.Is(err, feed.ErrSlotUsed):
 				errs[i] = fmt.Errorf("history block %d: its slot holds another block (is this device's state a copy of another's?): %w", idx, err)

@@ -259,9 +259,9 @@ func (a *Account) repackFrom(from uint64) (bool, error) {
 			if err != nil {
 				return err
 			}
-			old, ok := keys[r.Epoch]
-			if !ok {
-				return fmt.Errorf("history block %d: this device lacks the key of epoch %d", index, r.Epoch)
+			old, err := keys.sealedUnder(index, r)
+			if err != nil {
+				return err
 			}
 			content, err := openContent(secretKey("history", old[:]), blockAD(a.device, index), r.Chunk)
 			if err != nil || len(content) < 1+blockSigSize || content[0] != blockFormat {
