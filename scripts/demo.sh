@@ -66,8 +66,19 @@ unread=$(alice history bob | grep -c 'message .* of '$N'  (delivered)' || true)
 echo "bob read all $N messages once, in order; alice sees all $N marked delivered"
 
 say "alice links a second device, her laptop, with a one-time code"
-code=$(alice device link laptop 2>/dev/null)
+# 'device link' prints the code, then waits for the new device's join and
+# shows its fingerprint, as 'device join' does: both run at once.
+alice device link laptop >"$work/link.txt" 2>/dev/null </dev/null &
+link=$!
+for _ in $(seq 1 100); do
+  [ -s "$work/link.txt" ] && break
+  sleep 0.1
+done
+code=$(head -n 1 "$work/link.txt")
+[ -n "$code" ] || fail "device link printed no code"
 laptop device join "$code" --store "$store"
+wait "$link" || fail "device link did not see the laptop join"
+tail -n +2 "$work/link.txt"
 for round in 1 2 3; do bob read >/dev/null; laptop read >/dev/null; alice read >/dev/null; done
 bob send alice "hello to both of alice's devices"
 alice read
