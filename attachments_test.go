@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func TestSendFileRoundTrip(t *testing.T) {
 	r := rand.NewChaCha8([32]byte{1})
 	r.Read(data)
 	var sent int64
-	m, err := alice.SendFileProgress(ctx, "bob", bytes.NewReader(data), "holiday.jpg", "image/jpeg", "from the beach", func(n int64) { sent += n })
+	m, err := alice.SendFileProgress(ctx, "bob", bytes.NewReader(data), "holiday.jpg", "image/jpeg", "from the beach", func(n int64) { atomic.AddInt64(&sent, n) }) // called from parallel segments
 	if err != nil || m.State != deaddrop.Stored {
 		t.Fatalf("SendFile: %v, %v", m.State, err)
 	}

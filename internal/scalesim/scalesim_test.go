@@ -25,8 +25,9 @@ func TestSmallDay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Re-puts depend a little on when background block uploads finish, and
-	// GETs on whether a wave's lookahead probe was answered before the rest
+	// Re-puts and new puts depend a little on when background block
+	// uploads finish and on how many history blocks the finisher packs (it
+	// packs once sends pause), and GETs on whether a wave's lookahead probe was answered before the rest
 	// of its wave (it is cancelled then, counted or not).
 	a, b := all.Day, r.Day
 	near := func(what string, x, y, tenths int) {
@@ -35,9 +36,10 @@ func TestSmallDay(t *testing.T) {
 		}
 	}
 	near("re-puts", a.RePuts, b.RePuts, 10)
+	near("new puts", a.NewPuts, b.NewPuts, 10)
 	near("GETs", a.Gets, b.Gets, 100)
 	near("misses", a.Misses, b.Misses, 100)
-	a.RePuts, b.RePuts, a.BytesUp, b.BytesUp = 0, 0, 0, 0
+	a.RePuts, b.RePuts, a.NewPuts, b.NewPuts, a.BytesUp, b.BytesUp = 0, 0, 0, 0, 0, 0
 	a.Gets, b.Gets, a.Misses, b.Misses = 0, 0, 0, 0
 	if a != b || all.Acked != r.Acked {
 		t.Errorf("with every contact poll run: %+v, acked %d; skipping idle ones: %+v, acked %d", all.Day, all.Acked, r.Day, r.Acked)
