@@ -194,11 +194,6 @@ type Account struct {
 	junk    map[string]bool // history slots reported as junk (once each)
 
 	fin *finisher // records put outcomes and uploads blocks after Send returned
-
-	journal *journal         // makes a send durable before its commit lands
-	sealer  sealFunc         // a send's recorder or replayer, inside its transaction
-	commits gosync.WaitGroup // sends whose commit is still running
-	gate    *commitGate      // lets reads wait for those commits
 }
 
 const stateFile = "state.db"
@@ -302,13 +297,9 @@ func createAccount(dir string, tr transport.Transport, opts Options, st *account
 		db.Close()
 		return nil, err
 	}
-	a := &Account{db: db, blocks: newBlockFile(db), gate: newCommitGate(), tr: tr, opts: opts, id: st.Identity, name: st.Name, device: st.Device,
+	a := &Account{db: db, blocks: newBlockFile(db), tr: tr, opts: opts, id: st.Identity, name: st.Name, device: st.Device,
 		accountPub: st.AccountPub, accountKey: st.AccountKey, history: st.Key, historyOn: st.History,
 		epochs: st.epochKeys()}
-	if a.journal, err = openJournal(dir, opts.NoSync); err != nil {
-		db.Close()
-		return nil, err
-	}
 	a.startFinisher()
 	return a, nil
 }
@@ -332,7 +323,7 @@ func Open(dir string, tr transport.Transport, opts Options) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Account{db: db, blocks: newBlockFile(db), gate: newCommitGate(), tr: tr, opts: opts}
+	a := &Account{db: db, blocks: newBlockFile(db), tr: tr, opts: opts}
 	err = db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAccount)
 		if b.Get([]byte("identity")) == nil {
@@ -346,15 +337,6 @@ func Open(dir string, tr transport.Transport, opts Options) (*Account, error) {
 	}
 	if a.LegacyFirstDevice() {
 		a.problem(ErrLegacyFirstDevice) // reported by the first Poll
-	}
-	if a.journal, err = openJournal(dir, opts.NoSync); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := a.redoJournal(); err != nil {
-		db.Close()
-		a.journal.close()
-		return nil, err
 	}
 	a.startFinisher()
 	return a, nil
@@ -474,9 +456,8 @@ func openDB(dir string, noSync bool) (*bolt.DB, error) {
 
 // Close closes the state database and the transport.
 func (a *Account) Close() error {
-	a.commits.Wait()
 	a.stopFinisher()
-	return errors.Join(a.db.Close(), a.blocks.close(), a.journal.close(), a.tr.Close())
+	return errors.Join(a.db.Close(), a.blocks.close(), a.tr.Close())
 }
 
 // Name returns the account's display name.
@@ -514,7 +495,7 @@ type Contact struct {
 func (a *Account) Contacts() ([]Contact, error) {
 	a.settle() // what Send returned is what this shows
 	var out []Contact
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketContacts).ForEach(func(k, v []byte) error {
 			c := new(contactRecord)
 			if err := decodeRecord("contact "+string(k), v, c); err != nil {
@@ -568,7 +549,7 @@ type PendingInvite struct {
 // PendingInvites lists invites to people issued and not yet used.
 func (a *Account) PendingInvites() ([]PendingInvite, error) {
 	var out []PendingInvite
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketInvites).ForEach(func(k, v []byte) error {
 			r := new(inviteRecord)
 			if err := decodeRecord("invite", v, r); err != nil {

@@ -196,7 +196,7 @@ func (a *Account) announcementsOf(ctx context.Context, get fetcher, name string)
 func (a *Account) readPeerAnn(ctx context.Context, get fetcher, name string) error {
 	for {
 		var c *contactRecord
-		if err := a.view(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, name); return }); err != nil {
+		if err := a.db.View(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, name); return }); err != nil {
 			return err
 		}
 		if len(c.PeerAnn) == 0 {
@@ -212,7 +212,7 @@ func (a *Account) readPeerAnn(ctx context.Context, get fetcher, name string) err
 		if err := a.applyAnn(ctx, c, chunk); err != nil {
 			a.problem(fmt.Errorf("%s: announcement %d: %w", name, c.AnnRead, err))
 		}
-		err = a.update(func(tx *bolt.Tx) error {
+		err = a.db.Update(func(tx *bolt.Tx) error {
 			c, err := loadContact(tx, name)
 			if err != nil {
 				return err
@@ -243,7 +243,7 @@ func (a *Account) applyAnn(ctx context.Context, c *contactRecord, chunk []byte) 
 		return err
 	}
 	if l != nil {
-		err = a.update(func(tx *bolt.Tx) error {
+		err = a.db.Update(func(tx *bolt.Tx) error {
 			c, err := loadContact(tx, c.Name)
 			if err != nil {
 				return err
@@ -296,7 +296,7 @@ func (a *Account) acceptDeviceInvite(ctx context.Context, contact, from, text st
 	name := sessionName(contact, from)
 	id := inv.ID()
 	var outs []*outboxRecord
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		c, err := loadContact(tx, contact)
 		if err != nil {
 			return err
@@ -353,7 +353,7 @@ func (a *Account) maintainSessions(ctx context.Context, name string) error {
 	var mine *DeviceList
 	var signed []byte
 	var wanted []string
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		var err error
 		if c, err = loadContact(tx, name); err != nil {
 			return err
@@ -380,7 +380,7 @@ func (a *Account) maintainSessions(ctx context.Context, name string) error {
 		for i, out := range outs {
 			a.put(ctx, names[i], out) // a failure leaves it queued
 		}
-		if err := a.view(func(tx *bolt.Tx) (err error) {
+		if err := a.db.View(func(tx *bolt.Tx) (err error) {
 			if c, err = loadContact(tx, name); err == nil {
 				wanted, err = a.devicesToInvite(tx, c)
 			}
@@ -461,7 +461,7 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 		return err
 	}
 	var c *contactRecord
-	if err := a.view(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, name); return }); err != nil {
+	if err := a.db.View(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, name); return }); err != nil {
 		return err
 	}
 	// Find the first free index: not every store refuses a second,
@@ -483,7 +483,7 @@ func (a *Account) writeAnn(ctx context.Context, name string, e *annEntry, update
 	if err := a.tr.Put(ctx, annSlot(c.myFeed(), i), chunk); err != nil {
 		return err
 	}
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		c, err := loadContact(tx, name)
 		if err != nil {
 			return err

@@ -67,7 +67,7 @@ func (a *Account) Changes(after uint64, limit int) ([]Change, uint64, error) {
 	}
 	var out []Change
 	next := after
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		messages := tx.Bucket(bucketMessages)
 		c := tx.Bucket(bucketChanges).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, after+1)); k != nil && len(out) < limit; k, v = c.Next() {
@@ -100,7 +100,7 @@ func splitContactKey(k []byte) (string, uint64, bool) {
 // for Changes that skips everything before now.
 func (a *Account) LastChange() (n uint64, err error) {
 	a.settle()
-	err = a.view(func(tx *bolt.Tx) error {
+	err = a.db.View(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bucketChanges).Sequence()
 		return nil
 	})

@@ -82,7 +82,7 @@ func checkClientID(id string) error {
 func (a *Account) resend(contact string, local uint64) (Message, error) {
 	a.settle()
 	var pub Message
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		m, err := messageByLocal(tx, contact, local)
 		if err == nil {
 			pub = m.public(contact)

@@ -23,7 +23,7 @@ type ContactDevices struct {
 func (a *Account) AllContactDevices() ([]ContactDevices, error) {
 	a.settle()
 	var out []ContactDevices
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketContacts).ForEach(func(k, v []byte) error {
 			c := new(contactRecord)
 			if err := decodeRecord("contact "+string(k), v, c); err != nil {
@@ -57,7 +57,7 @@ func (a *Account) MessageByID(id string) (Message, error) {
 	a.settle()
 	var out Message
 	found := false
-	err = a.view(func(tx *bolt.Tx) error {
+	err = a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketContacts).ForEach(func(k, _ []byte) error {
 			if found {
 				return nil

@@ -302,7 +302,7 @@ func (a *Account) DeviceID() string { return a.device }
 
 func (a *Account) deviceList() (*DeviceList, error) {
 	var signed []byte
-	err := a.view(func(tx *bolt.Tx) (err error) {
+	err := a.db.View(func(tx *bolt.Tx) (err error) {
 		signed, err = a.signedDeviceList(tx)
 		return err
 	})

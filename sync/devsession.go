@@ -71,7 +71,7 @@ var bindJoiner = bindDevice
 // impostor, and lets maintainSessions write a new one for the device: its
 // rendezvous slot is taken for good.
 func (a *Account) refuseImpostor(id []byte, rec *inviteRecord) error {
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketInvites).Delete(id); err != nil {
 			return err
 		}
@@ -158,14 +158,14 @@ func (a *Account) openGate(tx *bolt.Tx, c *convRecord, sess *ratchet.Session) er
 // Republish like any other.
 func (a *Account) takeReleased() (names []string, outs []*outboxRecord, err error) {
 	var none bool
-	a.view(func(tx *bolt.Tx) error {
+	a.db.View(func(tx *bolt.Tx) error {
 		none = isEmpty(tx.Bucket(bucketReleased))
 		return nil
 	})
 	if none {
 		return nil, nil, nil // the usual case: no write transaction
 	}
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		names, outs = nil, nil
 		rel, ob := tx.Bucket(bucketReleased), tx.Bucket(bucketOutbox)
 		var keys [][]byte
@@ -260,7 +260,7 @@ func adoptPeerAnn(c *contactRecord, ann []byte, g annGen) bool {
 // put.
 func (a *Account) rotateAnn(name string) (sessions []string, outs []*outboxRecord, err error) {
 	keys := a.epochKeys()
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		sessions, outs = nil, nil
 		c, err := loadContact(tx, name)
 		if err != nil {

@@ -181,7 +181,7 @@ func saveDirectorySkip(tx *bolt.Tx, v uint64) error {
 // keys learnt on the way and signed as our device list, in one transaction:
 // a crash in between must not lose a key.
 func (a *Account) adoptLists(keys epochKeys, entries map[uint64][]byte, signed []byte) error {
-	err := a.update(func(tx *bolt.Tx) error {
+	err := a.db.Update(func(tx *bolt.Tx) error {
 		if err := saveEpochKeys(tx, keys); err != nil {
 			return err
 		}
@@ -211,7 +211,7 @@ func (a *Account) syncDirectoryWith(ctx context.Context, get fetcher) error {
 		return err
 	}
 	var skip uint64
-	a.view(func(tx *bolt.Tx) error { skip = directorySkip(tx); return nil })
+	a.db.View(func(tx *bolt.Tx) error { skip = directorySkip(tx); return nil })
 	r := a.dirReader(one(get))
 	d, err := r.read(ctx, cur.Version, cur.Epoch, skip)
 	if err != nil {
@@ -221,7 +221,7 @@ func (a *Account) syncDirectoryWith(ctx context.Context, get fetcher) error {
 		a.problem(j)
 	}
 	if d.skip > 0 {
-		if err := a.update(func(tx *bolt.Tx) error { return saveDirectorySkip(tx, d.skip) }); err != nil {
+		if err := a.db.Update(func(tx *bolt.Tx) error { return saveDirectorySkip(tx, d.skip) }); err != nil {
 			return err
 		}
 	}
@@ -231,7 +231,7 @@ func (a *Account) syncDirectoryWith(ctx context.Context, get fetcher) error {
 	case d.list == nil:
 		return nil
 	case d.list.find(a.device) == nil:
-		a.update(func(tx *bolt.Tx) error { return keepDirectory(tx, d.chunks, d.signed) })
+		a.db.Update(func(tx *bolt.Tx) error { return keepDirectory(tx, d.chunks, d.signed) })
 		return ErrDeviceRemoved
 	}
 	return a.adoptLists(r.keys, d.chunks, d.signed)
@@ -262,7 +262,7 @@ func (a *Account) publishList(ctx context.Context, prev, next *DeviceList) error
 		return fmt.Errorf("this device lacks the key of history epoch %d", prev.Epoch)
 	}
 	var skip uint64 // junk read and reported before
-	a.view(func(tx *bolt.Tx) error { skip = directorySkip(tx); return nil })
+	a.db.View(func(tx *bolt.Tx) error { skip = directorySkip(tx); return nil })
 	for v := max(prev.Version, skip) + 1; v <= prev.Version+maxDirectoryJunk; v++ {
 		next.Version = v
 		signed, err := signList(a.accountKey, next)
@@ -333,7 +333,7 @@ func (a *Account) putDirectory(ctx context.Context, epochKey []byte, epoch, vers
 // The directory write of a new account's first device list waits for the
 // first flush: Create works offline.
 func (a *Account) markDirectoryPending() error {
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAccount).Put([]byte("directory_pending"), marker)
 	})
 }
@@ -342,7 +342,7 @@ func (a *Account) markDirectoryPending() error {
 func (a *Account) flushDirectory(ctx context.Context) error {
 	var pending bool
 	var signed []byte
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		pending = tx.Bucket(bucketAccount).Get([]byte("directory_pending")) != nil
 		var err error
 		signed, err = a.signedDeviceList(tx)
@@ -369,7 +369,7 @@ func (a *Account) flushDirectory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		if err := keepDirectory(tx, map[uint64][]byte{l.Version: entry}, nil); err != nil {
 			return err
 		}

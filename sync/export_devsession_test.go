@@ -16,7 +16,7 @@ import (
 // device holds exactly this.
 func FeedSecretsForTest(r *Account, contact string) ([][]byte, error) {
 	var c *contactRecord
-	if err := r.view(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, contact); return }); err != nil {
+	if err := r.db.View(func(tx *bolt.Tx) (err error) { c, err = loadContact(tx, contact); return }); err != nil {
 		return nil, err
 	}
 	out := [][]byte{c.MyAnn}
@@ -95,7 +95,7 @@ func TakeDeviceInviteForTest(r *Account, s StolenInvite, bodies ...string) error
 		return err
 	}
 	var list []byte
-	if err := r.view(func(tx *bolt.Tx) (err error) { list, err = r.signedDeviceList(tx); return }); err != nil {
+	if err := r.db.View(func(tx *bolt.Tx) (err error) { list, err = r.signedDeviceList(tx); return }); err != nil {
 		return err
 	}
 	meta, err := json.Marshal(metaBody{Device: s.For, Account: r.accountPub.Bytes(), Ann: make([]byte, 32), List: list})
@@ -132,7 +132,7 @@ func SkipDeviceBindingForTest() (restore func()) {
 // fingerprint, whether it is still unverified, and how many data messages
 // wait for it (gated) and are in its outbox.
 func SessionForTest(a *Account, name string) (peer string, unverified bool, gated, outbox int, ok bool) {
-	a.view(func(tx *bolt.Tx) error {
+	a.db.View(func(tx *bolt.Tx) error {
 		c, err := loadConv(tx, name)
 		if err != nil {
 			return nil
@@ -166,7 +166,7 @@ func DeviceFingerprintForTest(a *Account) string { return a.id.Public().Fingerpr
 // MarkVerifiedForTest clears a session's unverified mark, as a session
 // record written before device sessions were gated has none.
 func MarkVerifiedForTest(a *Account, name string) error {
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		c, err := loadConv(tx, name)
 		if err != nil {
 			return err

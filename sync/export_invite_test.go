@@ -18,7 +18,7 @@ func InviteUncheckedForTest(a *Account, label string) (string, error) {
 	}
 	pb, _ := pending.MarshalBinary()
 	id := inv.ID()
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		rec := &inviteRecord{Pending: pb, Label: label, Created: now, Expires: inv.Expires}
 		return putRecord(tx.Bucket(bucketInvites), id[:], rec)
 	})

@@ -11,7 +11,7 @@ import (
 func OutboxSlotForTest(a *Account, contact string, seq uint64) (feed.Slot, bool) {
 	var s feed.Slot
 	var ok bool
-	a.view(func(tx *bolt.Tx) error {
+	a.db.View(func(tx *bolt.Tx) error {
 		data := tx.Bucket(bucketOutbox).Get(contactKey(contact, seq))
 		rec := new(outboxRecord)
 		if data != nil && decodeRecord("outbox", data, rec) == nil {
@@ -32,7 +32,7 @@ var JoinLinkForTest = joinLink
 // InlineOwnBlocksForTest rewrites a's own history blocks as state written
 // before the block file existed held them: the chunk inline, in JSON.
 func InlineOwnBlocksForTest(a *Account) error {
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBlocks)
 		type kv struct {
 			k []byte
@@ -57,11 +57,3 @@ func InlineOwnBlocksForTest(a *Account) error {
 		return nil
 	})
 }
-
-// SetAfterJournalForTest sets a hook that runs in each send's transaction
-// once its copies are journaled and may be put; an error it returns fails
-// the commit. nil removes it.
-func SetAfterJournalForTest(f func() error) { afterJournal = f }
-
-// JournalFile is the send journal's file name in a home.
-const JournalFile = journalFile

@@ -10,11 +10,10 @@ import (
 
 // What a send does after the user stopped waiting.
 //
-// Send returns once the message is durable (its transaction's encryptions in
-// the send journal, one disk flush: journal.go; the commit of its outbox
-// entry, the message and its staged history entry runs beside the put) and
-// the store has answered the put of its chunk. The rest runs here, in the
-// background, batched over every send that finished meanwhile:
+// Send returns once the message is durable (its outbox entry, the message
+// and its staged history entry committed in one transaction) and the store
+// has answered the put of its chunk: one commit and one upload. The rest runs
+// here, in the background, batched over every send that finished meanwhile:
 //
 //   - recording each put's outcome (so that Republish waits before putting a
 //     stored message again, and the message's state reads Stored), in one

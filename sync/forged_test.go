@@ -41,7 +41,7 @@ func TestForgedDeviceList(t *testing.T) {
 		bob.Poll(ctx, nil)
 	}
 	var before *contactRecord
-	bob.view(func(tx *bolt.Tx) (err error) { before, err = loadContact(tx, "alice"); return })
+	bob.db.View(func(tx *bolt.Tx) (err error) { before, err = loadContact(tx, "alice"); return })
 	if len(before.PeerList) == 0 || len(before.PeerAnn) != 32 {
 		t.Fatal("bob has not learnt alice's devices")
 	}
@@ -76,7 +76,7 @@ func TestForgedDeviceList(t *testing.T) {
 		t.Fatalf("forged announcement not reported: %v", res.Problems)
 	}
 	var after *contactRecord
-	bob.view(func(tx *bolt.Tx) (err error) { after, err = loadContact(tx, "alice"); return })
+	bob.db.View(func(tx *bolt.Tx) (err error) { after, err = loadContact(tx, "alice"); return })
 	if !bytes.Equal(after.PeerList, before.PeerList) {
 		t.Fatal("bob adopted a forged device list")
 	}

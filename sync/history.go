@@ -30,7 +30,7 @@ func (a *Account) History(contact string, q Query) ([]Message, error) {
 	var out []Message
 	var damaged int
 	var firstErr error
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		if _, err := loadContact(tx, contact); err != nil {
 			return err
 		}
@@ -90,7 +90,7 @@ func (q Query) matches(m *messageRecord) bool {
 // MarkSeen marks incoming messages as shown to the user, so that "unseen"
 // queries do not show them again, and logs it for our other devices.
 func (a *Account) MarkSeen(msgs []Message) error {
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		receipts := map[string][][]byte{} // contact → origins newly seen
 		var order []string
 		for _, msg := range msgs {

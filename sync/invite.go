@@ -56,7 +56,7 @@ func (a *Account) InviteFor(label string, ttl time.Duration) (string, error) {
 		return "", err
 	}
 	id := inv.ID()
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		if err := nameFree(tx, label); err != nil {
 			return err
 		}
@@ -72,7 +72,7 @@ func (a *Account) InviteFor(label string, ttl time.Duration) (string, error) {
 // CancelInvite withdraws the pending invite for label: its first message, if
 // it ever comes, is no longer picked up.
 func (a *Account) CancelInvite(label string) error {
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		id, _, err := pendingByLabel(tx, label)
 		if err != nil {
 			return err
@@ -196,7 +196,7 @@ func (a *Account) Accept(ctx context.Context, invite, name string) (string, erro
 		return "", ErrInviteTaken
 	}
 	var outs []*outboxRecord
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		if prev := tx.Bucket(bucketAccepted).Get(id[:]); prev != nil {
 			return fmt.Errorf("%w (contact %q)", ErrInviteUsed, prev)
 		}
@@ -235,7 +235,7 @@ func (a *Account) Accept(ctx context.Context, invite, name string) (string, erro
 // pickName returns the name a new contact will get: name itself if the user
 // chose it (refused if in use), else name or a fresh variant of it.
 func (a *Account) pickName(name string, chosen bool) (string, error) {
-	err := a.view(func(tx *bolt.Tx) (err error) {
+	err := a.db.View(func(tx *bolt.Tx) (err error) {
 		if chosen {
 			return nameFree(tx, name)
 		}
@@ -249,7 +249,7 @@ func (a *Account) pickName(name string, chosen bool) (string, error) {
 }
 
 func (a *Account) checkNotAccepted(id []byte) error {
-	return a.view(func(tx *bolt.Tx) error {
+	return a.db.View(func(tx *bolt.Tx) error {
 		if prev := tx.Bucket(bucketAccepted).Get(id); prev != nil {
 			return fmt.Errorf("%w (contact %q)", ErrInviteUsed, prev)
 		}
@@ -388,7 +388,7 @@ func (a *Account) pollInvites(ctx context.Context, get fetcher, res *PollResult)
 	var list []pending
 	now := a.opts.Now()
 	var expired [][]byte
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketInvites).ForEach(func(k, v []byte) error {
 			r := new(inviteRecord)
 			if err := decodeRecord("invite", v, r); err != nil {
@@ -407,7 +407,7 @@ func (a *Account) pollInvites(ctx context.Context, get fetcher, res *PollResult)
 		})
 	})
 	if err == nil && len(expired) > 0 {
-		err = a.update(func(tx *bolt.Tx) error {
+		err = a.db.Update(func(tx *bolt.Tx) error {
 			for _, k := range expired {
 				if err := tx.Bucket(bucketInvites).Delete(k); err != nil {
 					return err
@@ -467,7 +467,7 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 		// have taken it. The joiner must be the device the contact's signed
 		// list names, or nothing is made of it.
 		var berr error
-		if err := a.view(func(tx *bolt.Tx) error {
+		if err := a.db.View(func(tx *bolt.Tx) error {
 			c, err := loadContact(tx, rec.Contact)
 			if err == nil {
 				berr = bindJoiner(c, rec.Device, peer)
@@ -499,7 +499,7 @@ func (a *Account) join(ctx context.Context, id []byte, rec *inviteRecord, p *rat
 		name = peerName
 	}
 	var outs []*outboxRecord
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketInvites).Get(id) == nil {
 			return errInviteGone
 		}
@@ -571,7 +571,7 @@ func checkWrittenInTime(env *envelope, rec *inviteRecord) error {
 // cancelExpired withdraws an invite whose first message came too late, so
 // that it is reported once, not on every Poll.
 func (a *Account) cancelExpired(id []byte) {
-	err := a.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketInvites).Delete(id) })
+	err := a.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketInvites).Delete(id) })
 	if err != nil {
 		a.problem(fmt.Errorf("withdrawing an expired invite: %w", err))
 	}

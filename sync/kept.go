@@ -22,7 +22,7 @@ import (
 // do network I/O.
 func (a *Account) Kept(keep func(slot feed.Slot, chunk []byte) error) error {
 	a.settlePacked() // the history block of a message Send just returned is kept too
-	return a.view(func(tx *bolt.Tx) error {
+	return a.db.View(func(tx *bolt.Tx) error {
 		return errors.Join(
 			outboxChunks(tx, keep),
 			announcementChunks(tx, keep),
@@ -89,7 +89,7 @@ func (a *Account) putListed(ctx context.Context, what string, list func(*bolt.Tx
 		chunk []byte
 	}
 	var all []kept
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		return list(tx, func(s feed.Slot, c []byte) error { all = append(all, kept{s, c}); return nil })
 	})
 	if err != nil {

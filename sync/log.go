@@ -217,7 +217,7 @@ func (a *Account) packLog() error {
 		return nil
 	}
 	empty := true
-	a.view(func(tx *bolt.Tx) error {
+	a.db.View(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bucketStage).Cursor().First()
 		empty = k == nil
 		return nil
@@ -226,7 +226,7 @@ func (a *Account) packLog() error {
 		return nil // and write nothing: a bbolt commit always rewrites the meta page
 	}
 	for !empty { // packBatch entries a transaction: memory stays bounded
-		if err := a.update(func(tx *bolt.Tx) error {
+		if err := a.db.Update(func(tx *bolt.Tx) error {
 			if err := a.packStaged(tx); err != nil {
 				return err
 			}
@@ -379,7 +379,7 @@ func (a *Account) putOwnBlocks(ctx context.Context, all bool) error {
 // ownBlocks lists up to limit of this device's history blocks from index
 // from on: all, or only those not stored yet.
 func (a *Account) ownBlocks(all bool, from uint64, limit int) (indexes []uint64, recs []*blockRecord, err error) {
-	err = a.view(func(tx *bolt.Tx) error {
+	err = a.db.View(func(tx *bolt.Tx) error {
 		blocks := tx.Bucket(bucketBlocks)
 		index := tx.Bucket(bucketUnstored) // only those: a send must not scan the whole log
 		if all {
@@ -442,7 +442,7 @@ func (a *Account) putBlocks(ctx context.Context, indexes []uint64, recs []*block
 		}
 	}
 	if len(stored) > 0 {
-		if err := a.update(func(tx *bolt.Tx) error { return markBlocksStored(tx, stored) }); err != nil {
+		if err := a.db.Update(func(tx *bolt.Tx) error { return markBlocksStored(tx, stored) }); err != nil {
 			return err
 		}
 	}
@@ -547,7 +547,7 @@ type LogHead struct {
 // written.
 func (a *Account) LogHeads() ([]LogHead, error) {
 	var out []LogHead
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketLogs).ForEach(func(k, v []byte) error {
 			c := new(logCursor)
 			if err := decodeRecord("log cursor", v, c); err != nil {

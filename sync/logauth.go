@@ -134,7 +134,7 @@ func (a *Account) directoryLists() ([]*DeviceList, error) {
 	}
 	keys := a.epochKeys()
 	var lists []*DeviceList
-	err = a.view(func(tx *bolt.Tx) error {
+	err = a.db.View(func(tx *bolt.Tx) error {
 		var epoch uint64
 		return tx.Bucket(bucketDirectory).ForEach(func(k, v []byte) error {
 			e, err := openValue("directory chunk", v)
@@ -197,7 +197,7 @@ func (a *Account) logWriter(device string) (*logWriter, error) {
 // logEnd returns the size and root of a device's log as read here.
 func (a *Account) logEnd(device string) (LogEnd, error) {
 	var cur *logCursor
-	err := a.view(func(tx *bolt.Tx) (err error) { cur, err = loadCursor(tx, device); return })
+	err := a.db.View(func(tx *bolt.Tx) (err error) { cur, err = loadCursor(tx, device); return })
 	if err != nil {
 		return LogEnd{}, err
 	}
@@ -233,7 +233,7 @@ func (a *Account) repackFrom(from uint64) (bool, error) {
 	keys := a.epochKeys()
 	epoch, key := keys.current()
 	repacked := false
-	err := a.update(func(tx *bolt.Tx) error {
+	err := a.db.Update(func(tx *bolt.Tx) error {
 		blocks := tx.Bucket(bucketBlocks)
 		r, err := a.ownBlock(from, blocks.Get(u64(from)))
 		if err != nil {

@@ -49,7 +49,7 @@ func (a *Account) readLogAfter(ctx context.Context, get fetcher, device string, 
 		return 0, nil
 	}
 	var cur *logCursor
-	err = a.view(func(tx *bolt.Tx) (err error) { cur, err = loadCursor(tx, device); return })
+	err = a.db.View(func(tx *bolt.Tx) (err error) { cur, err = loadCursor(tx, device); return })
 	if err != nil {
 		return 0, err
 	}
@@ -236,7 +236,7 @@ func (a *Account) reportOnce(key string, err error) {
 // their entries to sink and advances the cursor to f (its last block in
 // epoch), in one transaction.
 func (a *Account) commitBlocks(device string, blocks []*block, chunks [][]byte, f *merkle.Frontier, epoch uint64, sink func(*bolt.Tx, []*logEntry) error) error {
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		var entries []*logEntry
 		for i, b := range blocks {
 			if err := putLeaf(tx, device, b.Index, chunks[i]); err != nil {

@@ -31,7 +31,7 @@ func (c *countingTransport) Close() error { return nil }
 // one at a time would), and writes them to the store.
 func appendLog(b *testing.B, a *Account, n int) {
 	for i := 0; i < n; i++ {
-		err := a.update(func(tx *bolt.Tx) error {
+		err := a.db.Update(func(tx *bolt.Tx) error {
 			return a.stage(tx, &logEntry{Type: "msg", Contact: "bob", Origin: a.newOrigin(), Dir: Outgoing,
 				Body: []byte(fmt.Sprintf("message %d", i)), Sent: time.Now(), State: Stored, Seen: true})
 		})

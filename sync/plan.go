@@ -323,7 +323,7 @@ func pollTargets(s *ratchet.Session, window int, withSkipped bool) []ratchet.Tar
 func (a *Account) tendSkipped(name string, res *PollResult) (*ratchet.Session, error) {
 	var sess *ratchet.Session
 	changed := false
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		c, err := loadConv(tx, name)
 		if err != nil {
 			return err
@@ -337,7 +337,7 @@ func (a *Account) tendSkipped(name string, res *PollResult) (*ratchet.Session, e
 	if err != nil || !changed {
 		return sess, err
 	}
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		c, err := loadConv(tx, name)
 		if err != nil {
 			return err

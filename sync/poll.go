@@ -72,7 +72,7 @@ const maxHeldAhead = 4096
 // keysOf lists the keys of a bucket: the sessions, or the contacts.
 func (a *Account) keysOf(bucket []byte) ([]string, error) {
 	var names []string
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
 			names = append(names, string(k))
 			return nil
@@ -323,7 +323,7 @@ func (a *Account) applyAck(tx *bolt.Tx, c *convRecord, ack uint64) ([]Message, e
 // since carried. An idle account finds none and writes nothing.
 func (a *Account) queueOwedAcks() (names []string, outs []*outboxRecord, err error) {
 	var owed []string
-	err = a.view(func(tx *bolt.Tx) error {
+	err = a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketConvs).ForEach(func(k, _ []byte) error {
 			c, err := loadConv(tx, string(k))
 			if err == nil && c.AckOwed {
@@ -335,7 +335,7 @@ func (a *Account) queueOwedAcks() (names []string, outs []*outboxRecord, err err
 	if err != nil || len(owed) == 0 {
 		return nil, nil, err
 	}
-	err = a.update(func(tx *bolt.Tx) error {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		names, outs = nil, nil
 		for _, name := range owed {
 			c, err := loadConv(tx, name)

@@ -53,7 +53,7 @@ func (a *Account) ProveMessage(ctx context.Context, m Message) (*MessageProof, e
 	var p MessageProof
 	var tree *merkle.Tree
 	var origin []byte
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		rec, err := messageByLocal(tx, m.Contact, m.Local)
 		if err != nil {
 			return err
@@ -104,7 +104,7 @@ func (a *Account) ProveMessage(ctx context.Context, m Message) (*MessageProof, e
 func (a *Account) VerifyMessageProof(m Message, p *MessageProof) error {
 	var tree *merkle.Tree
 	var origin []byte
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		rec, err := messageByLocal(tx, m.Contact, m.Local)
 		if err != nil {
 			return err

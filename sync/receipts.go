@@ -35,7 +35,7 @@ var keyReadReceipts = []byte("readreceipts")
 // It changes what this device sends from now on, not what it shows: the
 // receipts contacts send are always shown.
 func (a *Account) SetReadReceipts(on bool) error {
-	return a.update(func(tx *bolt.Tx) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
 		if on {
 			return tx.Bucket(bucketAccount).Put(keyReadReceipts, marker)
 		}
@@ -45,7 +45,7 @@ func (a *Account) SetReadReceipts(on bool) error {
 
 // ReadReceipts reports whether this device sends read receipts.
 func (a *Account) ReadReceipts() (on bool, err error) {
-	err = a.view(func(tx *bolt.Tx) error {
+	err = a.db.View(func(tx *bolt.Tx) error {
 		on = tx.Bucket(bucketAccount).Get(keyReadReceipts) != nil
 		return nil
 	})

@@ -89,7 +89,7 @@ func TestRemovedDeviceForgesHistory(t *testing.T) {
 		}
 	}
 	var b1 *messageRecord
-	laptop.view(func(tx *bolt.Tx) error {
+	laptop.db.View(func(tx *bolt.Tx) error {
 		m, err := messagesOf(tx, "bob")
 		if err == nil {
 			b1 = m[2]

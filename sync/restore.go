@@ -66,7 +66,7 @@ func Restore(ctx context.Context, dir, phrase, deviceName string, tr transport.T
 	}
 	st.AccountKey, st.Key, st.Directory, st.Epochs, st.List = keys.identity, keys.history, d.chunks, r.keys, d.signed
 	a, stats, err := bootstrap(ctx, dir, tr, opts, st, d.lists, func(a *Account, stats *RestoreStats) error {
-		if err := a.update(func(tx *bolt.Tx) error { return saveDirectorySkip(tx, d.skip) }); err != nil {
+		if err := a.db.Update(func(tx *bolt.Tx) error { return saveDirectorySkip(tx, d.skip) }); err != nil {
 			return err
 		}
 		next := l.successor()
@@ -155,10 +155,8 @@ func bootstrap(ctx context.Context, dir string, tr transport.Transport, opts Opt
 	if err != nil {
 		a.db.Close()
 		a.blocks.close()
-		a.journal.close()
 		os.Remove(filepath.Join(dir, stateFile))
 		os.Remove(filepath.Join(dir, blockFileName))
-		os.Remove(filepath.Join(dir, journalFile))
 		return nil, nil, err
 	}
 	return a, stats, nil

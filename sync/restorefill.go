@@ -26,7 +26,7 @@ const restoreBatch = 4096
 // fill reads the history logs of devices into a new account.
 func fill(ctx context.Context, a *Account, devices []string) (*RestoreStats, error) {
 	stats := &RestoreStats{logBlocks: map[string]int{}}
-	if err := a.update(func(tx *bolt.Tx) error {
+	if err := a.db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketRestoring)
 		return err
 	}); err != nil {
@@ -56,7 +56,7 @@ func fill(ctx context.Context, a *Account, devices []string) (*RestoreStats, err
 		stats.logBlocks[id] = n
 	}
 	for more := true; more; {
-		err := a.update(func(tx *bolt.Tx) error {
+		err := a.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketRestoring)
 			contacts := contactCache{}
 			c := b.Cursor()
@@ -87,7 +87,7 @@ func fill(ctx context.Context, a *Account, devices []string) (*RestoreStats, err
 			return nil, err
 		}
 	}
-	err := a.update(func(tx *bolt.Tx) error {
+	err := a.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketRestoring); err != nil {
 			return err
 		}

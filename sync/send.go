@@ -54,12 +54,6 @@ func (a *Account) SendWith(ctx context.Context, contact, body string, opts SendO
 
 // send queues content for every device of contact and tries to store it
 // (Send, SendWith, SendFile).
-//
-// Its transaction encrypts the copies; once they are in the send journal
-// (journal.go: one disk flush), the puts start and the transaction's commit
-// runs beside them, and send returns when the puts have answered. Whoever
-// reads the state next waits for that commit: writers for bbolt's write
-// lock, readers for the outcome record that follows it (settle).
 func (a *Account) send(ctx context.Context, contact string, ct *content, opts SendOptions) (Message, error) {
 	if err := ct.check(); err != nil {
 		return Message{}, err
@@ -70,19 +64,79 @@ func (a *Account) send(ctx context.Context, contact string, ct *content, opts Se
 	if err := ctx.Err(); err != nil {
 		return Message{}, err
 	}
-	st, err := a.commitSend(contact, ct, opts)
+	var outs []*outboxRecord
+	var names []string
+	var last []int // index in outs of each session's last envelope
+	var msg, earlier *messageRecord
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		c, err := loadContact(tx, contact)
+		if err != nil {
+			return err
+		}
+		if opts.ClientID != "" {
+			if earlier, err = sentWithClientID(tx, contact, opts.ClientID, ct.Text); earlier != nil || err != nil {
+				return err
+			}
+		}
+		sessions, err := sessionsOf(tx, contact)
+		if err != nil {
+			return err
+		}
+		// Seq is the first session's; each copy has its session's own.
+		msg = &messageRecord{Origin: a.newOrigin(), Dir: Outgoing, Seq: 1, Body: ct.Text, Attach: ct.Attach, Sent: a.opts.Now(), State: Queued, Seen: true}
+		if len(sessions) > 0 {
+			msg.Seq = sessions[0].NextSeq
+		}
+		if _, _, err := insertMessage(tx, c, msg); err != nil {
+			return err
+		}
+		if opts.ClientID != "" {
+			if err := rememberClientID(tx, contact, opts.ClientID, msg.Local); err != nil {
+				return err
+			}
+		}
+		if err := saveContact(tx, c); err != nil {
+			return err
+		}
+		// A device just restored or linked has no session yet, or only
+		// unverified ones: the message waits for the first (gate).
+		if sessions, err = gate(tx, contact, sessions, msg); err != nil {
+			return err
+		}
+		for _, conv := range sessions {
+			s, err := loadSession(conv)
+			if err != nil {
+				return err
+			}
+			queued, err := a.queueContent(tx, conv, s, msg)
+			if err != nil {
+				return err
+			}
+			if err := saveConv(tx, conv, s); err != nil {
+				return err
+			}
+			for _, out := range queued {
+				outs, names = append(outs, out), append(names, conv.Name)
+			}
+			last = append(last, len(outs)-1)
+		}
+		// The history entry is staged with the message; the finisher packs
+		// it into a block (with those of other sends meanwhile) after the
+		// put, off the critical path.
+		return a.stageMessage(tx, contact, msg)
+	})
 	if err != nil {
 		return Message{}, err
 	}
-	if st.earlier != nil {
-		return a.resend(contact, st.earlier.Local)
+	if earlier != nil {
+		return a.resend(contact, earlier.Local)
 	}
-	m := st.msg.public(contact)
-	perrs := a.putCopies(ctx, st.names, st.outs, true)
-	if len(st.outs) == 0 {
+	m := msg.public(contact)
+	perrs := a.putCopies(ctx, names, outs, true)
+	if len(outs) == 0 {
 		return m, fmt.Errorf("%w: no verified session with any of %s's devices yet (a new device: it goes out when one of theirs answers, at a later 'deaddrop read')", ErrNotStored, contact)
 	}
-	for _, i := range st.last {
+	for _, i := range last {
 		if perrs[i] == nil {
 			m.State = Stored
 		}
@@ -91,137 +145,6 @@ func (a *Account) send(ctx context.Context, contact string, ct *content, opts Se
 		return m, fmt.Errorf("%w: %w", ErrNotStored, errors.Join(perrs...))
 	}
 	return m, nil
-}
-
-// stagedSend is what a send's transaction queued.
-type stagedSend struct {
-	msg, earlier *messageRecord
-	outs         []*outboxRecord
-	names        []string // each out's session
-	last         []int    // index in outs of each session's last envelope
-}
-
-// commitSend runs a send's transaction. It returns once the copies may be
-// put: when they are journaled, with the commit still running (in its own
-// goroutine, which does the send again from the journal if the commit
-// fails), or, with nothing to put, once the transaction has committed.
-func (a *Account) commitSend(contact string, ct *content, opts SendOptions) (*stagedSend, error) {
-	origin, sent := a.newOrigin(), a.opts.Now()
-	rec := &journalRecord{Contact: contact, Text: ct.Text, Attach: ct.Attach, ClientID: opts.ClientID, Origin: origin, Sent: sent}
-	type result struct {
-		st  *stagedSend
-		err error
-	}
-	ready := make(chan result, 1)
-	a.commits.Add(1)
-	go func() {
-		defer a.commits.Done()
-		var st *stagedSend
-		journaled, ticket := false, uint64(0)
-		err := a.update(func(tx *bolt.Tx) error {
-			a.sealer = a.sealRecorder(rec)
-			defer func() { a.sealer = nil }()
-			var err error
-			if st, err = a.sendTx(tx, contact, ct, opts, origin, sent); err != nil || len(st.outs) == 0 {
-				return err
-			}
-			if err := a.journal.write(rec); err != nil {
-				return err
-			}
-			markUnsettled(tx, rec)
-			journaled, ticket = true, a.gate.begin()
-			hook := afterJournal // read before Send can return (tests reset it then)
-			ready <- result{st: st}
-			if hook != nil {
-				return hook() // tests: a crash or a failed commit here
-			}
-			return nil
-		})
-		if !journaled {
-			ready <- result{st, err}
-			return
-		}
-		defer a.gate.end(ticket)
-		if err == nil {
-			settled(a.db, rec)
-			return
-		}
-		// The copies may be out: do the send again from the journal now.
-		// Until that lands, no other transaction may save its sessions
-		// (saveConv), so none reuses a key the copies used.
-		if rerr := a.redoJournal(); rerr != nil {
-			a.problem(fmt.Errorf("a send to %s was put but its commit failed (%v) and so did doing it again from the send journal (%v): its sessions are frozen until the account is opened again", contact, err, rerr))
-			return
-		}
-		settled(a.db, rec)
-	}()
-	r := <-ready
-	return r.st, r.err
-}
-
-// sendTx is a send's transaction: the message in the history (with its
-// staged history entry), one copy encrypted into the outbox for each session
-// with the contact. Done again from the journal, it must do the same, so
-// everything random or timed comes in as origin and sent, and the
-// encryptions go through a.encrypt.
-func (a *Account) sendTx(tx *bolt.Tx, contact string, ct *content, opts SendOptions, origin []byte, sent time.Time) (*stagedSend, error) {
-	st := new(stagedSend)
-	c, err := loadContact(tx, contact)
-	if err != nil {
-		return nil, err
-	}
-	if opts.ClientID != "" {
-		if st.earlier, err = sentWithClientID(tx, contact, opts.ClientID, ct.Text); st.earlier != nil || err != nil {
-			return st, err
-		}
-	}
-	sessions, err := sessionsOf(tx, contact)
-	if err != nil {
-		return nil, err
-	}
-	// Seq is the first session's; each copy has its session's own.
-	msg := &messageRecord{Origin: origin, Dir: Outgoing, Seq: 1, Body: ct.Text, Attach: ct.Attach, Sent: sent, State: Queued, Seen: true}
-	if len(sessions) > 0 {
-		msg.Seq = sessions[0].NextSeq
-	}
-	if _, _, err := insertMessage(tx, c, msg); err != nil {
-		return nil, err
-	}
-	st.msg = msg
-	if opts.ClientID != "" {
-		if err := rememberClientID(tx, contact, opts.ClientID, msg.Local); err != nil {
-			return nil, err
-		}
-	}
-	if err := saveContact(tx, c); err != nil {
-		return nil, err
-	}
-	// A device just restored or linked has no session yet, or only
-	// unverified ones: the message waits for the first (gate).
-	if sessions, err = gate(tx, contact, sessions, msg); err != nil {
-		return nil, err
-	}
-	for _, conv := range sessions {
-		s, err := loadSession(conv)
-		if err != nil {
-			return nil, err
-		}
-		queued, err := a.queueContent(tx, conv, s, msg)
-		if err != nil {
-			return nil, err
-		}
-		if err := saveConv(tx, conv, s); err != nil {
-			return nil, err
-		}
-		for _, out := range queued {
-			st.outs, st.names = append(st.outs, out), append(st.names, conv.Name)
-		}
-		st.last = append(st.last, len(st.outs)-1)
-	}
-	// The history entry is staged with the message; the finisher packs
-	// it into a block (with those of other sends meanwhile) after the
-	// put, off the critical path.
-	return st, a.stageMessage(tx, contact, msg)
 }
 
 // putCopies puts a message's copies (one per device of the contact)
@@ -262,7 +185,7 @@ func (a *Account) queue(tx *bolt.Tx, c *convRecord, s *ratchet.Session, kind Kin
 		copy(env.Origin[:], msg.Origin)
 		env.Sent = msg.Sent
 	}
-	sealed, err := a.encrypt(c, s, env.Seq, env.marshal())
+	sealed, err := s.Encrypt(env.marshal(), a.opts.Rand)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +206,7 @@ func (a *Account) queue(tx *bolt.Tx, c *convRecord, s *ratchet.Session, kind Kin
 func (a *Account) put(ctx context.Context, contact string, out *outboxRecord) error {
 	perr := a.tr.Put(ctx, out.slot(), out.Chunk)
 	now := a.opts.Now()
-	err := a.update(func(tx *bolt.Tx) error { return a.recordPut(tx, contact, out, perr, now) })
+	err := a.db.Update(func(tx *bolt.Tx) error { return a.recordPut(tx, contact, out, perr, now) })
 	if out.Kind == KindHello && errors.Is(perr, feed.ErrSlotUsed) {
 		perr = fmt.Errorf("%s: %w; the conversation that invite would have started is dropped", contact, ErrInviteTaken)
 	}
@@ -368,7 +291,7 @@ func (a *Account) republish(ctx context.Context, all bool) (tried int, err error
 	}
 	var list []due
 	now := a.opts.Now()
-	err = a.view(func(tx *bolt.Tx) error {
+	err = a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
 			rec := new(outboxRecord)
 			if err := decodeRecord("outbox entry", v, rec); err != nil {
@@ -427,7 +350,7 @@ type OutboxEntry struct {
 func (a *Account) Outbox() ([]OutboxEntry, error) {
 	a.settle() // what Send returned is what this shows
 	var out []OutboxEntry
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
 			r := new(outboxRecord)
 			if err := decodeRecord("outbox entry", v, r); err != nil {

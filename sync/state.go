@@ -291,9 +291,6 @@ func loadSession(c *convRecord) (*ratchet.Session, error) {
 }
 
 func saveConv(tx *bolt.Tx, c *convRecord, s *ratchet.Session) error {
-	if err := checkUnsettled(tx, c.Name); err != nil {
-		return err
-	}
 	if c.contact != nil {
 		if err := saveContact(tx, c.contact); err != nil {
 			return err
