@@ -31,8 +31,8 @@ func (c *counting) Get(ctx context.Context, s feed.Slot) ([]byte, error) {
 func (c *counting) Close() error { return nil }
 
 // BenchmarkRestore: alice and bob exchanged N messages (half each way; alice
-// sent hers one at a time, so each is a history block of its own, and caught
-// up with bob's in batches); then every device of alice's is gone and a new
+// sent hers one at a time, back to back, so the finisher packs them into a
+// few blocks once sends pause, and caught up with bob's in batches); then every device of alice's is gone and a new
 // one restores from the recovery phrase alone. Reported: the restore's wall
 // time, against fetching the same number of chunks raw in parallel windows
 // of 64 (restore's largest window) on the same store in the same run; bytes
