@@ -256,18 +256,7 @@ func (c *conn) rpcRead(ctx context.Context, wg *gosync.WaitGroup, raw json.RawMe
 	if p.Contact != "" {
 		only = []string{p.Contact}
 	}
-	res, rerr := cl.Receive(ctx, nil)
-	out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
-	if res != nil {
-		out.Joined = append(out.Joined, res.Joined...)
-		out.Delivered = FromMessages(res.Read)
-		for _, pr := range res.Problems {
-			out.Problems = append(out.Problems, pr.Error())
-		}
-	}
-	if rerr != nil {
-		out.StoreError = rerr.Error()
-	}
+	out := NewReadResult(cl.Receive(ctx, nil))
 	msgs, err := cl.Unseen(only...)
 	if err != nil {
 		return nil, err
@@ -287,17 +276,9 @@ func (c *conn) rpcReceive(ctx context.Context, wg *gosync.WaitGroup, raw json.Ra
 		return nil, err
 	}
 	res, rerr := cl.Receive(ctx, nil)
-	out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
+	out := NewReadResult(res, rerr)
 	if res != nil {
-		out.Joined = append(out.Joined, res.Joined...)
 		out.Messages = FromMessages(res.New)
-		out.Delivered = FromMessages(res.Read)
-		for _, pr := range res.Problems {
-			out.Problems = append(out.Problems, pr.Error())
-		}
-	}
-	if rerr != nil {
-		out.StoreError = rerr.Error()
 	}
 	return out, nil
 }

@@ -182,6 +182,24 @@ type ReadResult struct {
 	StoreError string `json:"storeError,omitempty"`
 }
 
+// NewReadResult is the result of a poll res (nil when none ran) that ended
+// with storeErr: who joined, what was delivered, the problems. Messages is
+// left empty for the caller: read lists the unseen ones, receive the new.
+func NewReadResult(res *deaddrop.PollResult, storeErr error) ReadResult {
+	out := ReadResult{Messages: []Message{}, Joined: []string{}, Delivered: []Message{}, Problems: []string{}}
+	if res != nil {
+		out.Joined = append(out.Joined, res.Joined...)
+		out.Delivered = FromMessages(res.Read)
+		for _, p := range res.Problems {
+			out.Problems = append(out.Problems, p.Error())
+		}
+	}
+	if storeErr != nil {
+		out.StoreError = storeErr.Error()
+	}
+	return out
+}
+
 // SendResult is what send returns.
 type SendResult struct {
 	Message Message `json:"message"`

@@ -139,14 +139,13 @@ func (a *Account) recordLoop() {
 		batch, upto, closed, blocks, now := f.pending, f.queued, f.closed, f.blocks, f.packNow
 		f.pending, f.blocks, f.packNow = nil, false, false
 		f.mu.Unlock()
-		a.recordOutcomes(batch, false)
 		if blocks && owedSince.IsZero() {
 			owedSince = time.Now()
 		}
 		owed := !owedSince.IsZero()
 		pack := owed && (closed || now || time.Since(owedSince) >= packEvery)
+		a.recordOutcomes(batch, pack) // one commit for the outcomes and the pack
 		if pack {
-			a.recordOutcomes(nil, true)
 			owedSince, owed = time.Time{}, false
 		}
 		f.mu.Lock()

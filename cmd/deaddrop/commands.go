@@ -226,18 +226,7 @@ func (c *cli) readCmd() *cobra.Command {
 
 // readJSON is read --json: the daemon's read result.
 func (c *cli) readJSON(ctx context.Context, cl *deaddrop.Client, only []string) error {
-	res, rerr := cl.Receive(ctx, nil)
-	out := daemon.ReadResult{Messages: []daemon.Message{}, Joined: []string{}, Delivered: []daemon.Message{}, Problems: []string{}}
-	if res != nil {
-		out.Joined = append(out.Joined, res.Joined...)
-		out.Delivered = daemon.FromMessages(res.Read)
-		for _, p := range res.Problems {
-			out.Problems = append(out.Problems, p.Error())
-		}
-	}
-	if rerr != nil {
-		out.StoreError = rerr.Error()
-	}
+	out := daemon.NewReadResult(cl.Receive(ctx, nil))
 	msgs, err := cl.Unseen(only...)
 	if err != nil {
 		return err

@@ -32,8 +32,9 @@ func (c *counting) Close() error { return nil }
 
 // BenchmarkRestore: alice and bob exchanged N messages (half each way; alice
 // sent hers one at a time, back to back, so the finisher packs them into a
-// few blocks once sends pause, and caught up with bob's in batches); then every device of alice's is gone and a new
-// one restores from the recovery phrase alone. Reported: the restore's wall
+// few blocks once sends pause, and caught up with bob's in batches); then
+// every device of alice's is gone and a new one restores from the recovery
+// phrase alone. Reported: the restore's wall
 // time, against fetching the same number of chunks raw in parallel windows
 // of 64 (restore's largest window) on the same store in the same run; bytes
 // fetched against the ciphertext of the N messages (N chunks) and against

@@ -27,8 +27,9 @@ func TestSmallDay(t *testing.T) {
 	}
 	// Re-puts and new puts depend a little on when background block
 	// uploads finish and on how many history blocks the finisher packs (it
-	// packs once sends pause), and GETs on whether a wave's lookahead probe was answered before the rest
-	// of its wave (it is cancelled then, counted or not).
+	// packs once sends pause), and GETs on whether a wave's lookahead probe
+	// was answered before the rest of its wave (it is cancelled then,
+	// counted or not).
 	a, b := all.Day, r.Day
 	near := func(what string, x, y, tenths int) {
 		if d := x - y; d*tenths > x || d*tenths < -x {
